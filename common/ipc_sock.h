@@ -1,0 +1,109 @@
+/*
+ * ipc_sock.h - AF_UNIX stream socket helpers for the producer and consumer
+ * sockets (spec §2.1, §2.4, §2.5).
+ *
+ * Names follow Perfetto's syntax: a leading '@' is an abstract socket, any
+ * other string a filesystem path. Every socket is SOCK_CLOEXEC; every send
+ * uses MSG_NOSIGNAL; every receive passes a control buffer so a passed fd is
+ * never lost, and received fds are marked FD_CLOEXEC.
+ */
+#ifndef TB_COMMON_IPC_SOCK_H
+#define TB_COMMON_IPC_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+enum tb_ipc_sock_kind {
+    TB_IPC_SOCK_PRODUCER = 0,
+    TB_IPC_SOCK_CONSUMER = 1,
+};
+
+/**
+ * tb_ipc_sock_default_name() - the socket name Perfetto clients would use.
+ * @kind: producer or consumer socket.
+ *
+ * $PERFETTO_PRODUCER_SOCK_NAME / $PERFETTO_CONSUMER_SOCK_NAME if set (used
+ * verbatim, not split at commas); else /run/perfetto/traced-{producer,
+ * consumer}.sock when access("/run/perfetto/", X_OK) == 0; else
+ * /tmp/perfetto-{producer,consumer}. The /run decision is made once per
+ * process, like the SDK does; the environment is read on every call.
+ * Return: a string owned by the environment or static storage; do not free;
+ * valid until the environment variable changes. Context: any thread.
+ */
+const char *tb_ipc_sock_default_name(enum tb_ipc_sock_kind kind);
+
+/**
+ * tb_ipc_sock_addr() - fill a sockaddr_un for @name.
+ * @name: '@'-prefixed abstract name or a path.
+ * @addr: filled in.
+ * @len: receives the address length to pass to bind()/connect().
+ *
+ * Return: 0, -EINVAL if @name is empty, -ENAMETOOLONG if it does not fit.
+ */
+int tb_ipc_sock_addr(const char *name, struct sockaddr_un *addr, socklen_t *len);
+
+/**
+ * tb_ipc_sock_listen() - bind and listen on @name (non-blocking, CLOEXEC).
+ * @name: socket name.
+ * @fd_out: receives the listening fd, owned by the caller (close()).
+ *
+ * A leftover socket file is removed only when a connect() to it is refused
+ * (nobody listens); a file that is not a socket is never removed.
+ * Return: 0; -EADDRINUSE when a live listener owns @name; or the socket /
+ * bind / listen error.
+ */
+int tb_ipc_sock_listen(const char *name, int *fd_out);
+
+/**
+ * tb_ipc_sock_connect() - connect a CLOEXEC stream socket to @name.
+ * @name: socket name.
+ * @nonblock: leave the connected fd O_NONBLOCK (what loop users want).
+ * @fd_out: receives the fd, owned by the caller (close()).
+ *
+ * AF_UNIX connects complete at once or fail, even when non-blocking.
+ * Return: 0, or negative errno (-ENOENT, -ECONNREFUSED, -EAGAIN when the
+ * listener's backlog is full, -EACCES, ...).
+ */
+int tb_ipc_sock_connect(const char *name, bool nonblock, int *fd_out);
+
+/**
+ * tb_ipc_sock_send() - one sendmsg() of @buf, with @send_fd attached.
+ * @fd: connected socket.
+ * @buf: bytes, borrowed.
+ * @len: how many.
+ * @send_fd: fd to pass with SCM_RIGHTS, or -1. Not closed here. Attach it
+ *           only to the first send of a frame.
+ *
+ * MSG_NOSIGNAL | MSG_DONTWAIT: never blocks, never raises SIGPIPE.
+ * Return: bytes sent (may be short), or -EAGAIN, -EPIPE, ... .
+ */
+ssize_t tb_ipc_sock_send(int fd, const void *buf, size_t len, int send_fd);
+
+/**
+ * tb_ipc_sock_recv() - one recvmsg() with room for one passed fd.
+ * @fd: connected socket.
+ * @buf: destination.
+ * @len: its size.
+ * @recv_fd: receives a passed fd (FD_CLOEXEC set, owned by the caller) or
+ *           -1. Any further fds in the same message are closed.
+ *
+ * Never blocks (MSG_DONTWAIT).
+ * Return: bytes received, 0 at end of stream, or negative errno (-EAGAIN).
+ */
+ssize_t tb_ipc_sock_recv(int fd, void *buf, size_t len, int *recv_fd);
+
+/**
+ * tb_ipc_sock_peer_cred() - the peer's uid and pid from SO_PEERCRED.
+ * @fd: connected AF_UNIX socket.
+ * @uid: receives the uid (may be NULL).
+ * @pid: receives the pid (may be NULL).
+ *
+ * Vouched for by the kernel at connect time; the only identity to trust.
+ * Return: 0 or negative errno.
+ */
+int tb_ipc_sock_peer_cred(int fd, uid_t *uid, pid_t *pid);
+
+#endif /* TB_COMMON_IPC_SOCK_H */
