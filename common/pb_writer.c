@@ -29,7 +29,7 @@ void tb_pbw_init_stream(struct tb_pbw *w, uint8_t *cur, uint8_t *end, tb_pbw_nex
 
 void tb_pbw_init_buf(struct tb_pbw *w, uint8_t *buf, size_t len)
 {
-    tb_pbw_init_stream(w, buf, buf + len, NULL, NULL);
+    tb_pbw_init_stream(w, buf, buf ? buf + len : NULL, NULL, NULL);
 }
 
 int tb_pbw_init_dyn(struct tb_pbw *w, size_t initial)
@@ -142,7 +142,7 @@ static void next_window(struct tb_pbw *w, size_t need)
     w->wstart = w->cur;
     cur = w->cur;
     err = w->next(w->ctx, &cur, &end);
-    if (!err && (!cur || end < cur + TB_PBW_SIZE_SLOT))
+    if (!err && (!cur || end <= cur))
         err = -EINVAL;
     if (err) {
         tb_pbw_fail(w, err);
@@ -183,9 +183,14 @@ void tb_pbw_begin_nested(struct tb_pbw *w, uint32_t field)
         return;
     }
     tb_pbw_write(w, tag, tb_pbw_encode_tag(tag, field, TB_PBW_LEN));
-    /* The slot must be contiguous: it may become a 4-byte patch. */
-    if ((size_t)(w->end - w->cur) < TB_PBW_SIZE_SLOT)
+    /* The slot must be contiguous: it may become a 4-byte patch. A window
+     * too small for it is left with its tail unused (not part of the
+     * stream); a fresh window that is still too small is a broken owner. */
+    if ((size_t)(w->end - w->cur) < TB_PBW_SIZE_SLOT) {
         next_window(w, TB_PBW_SIZE_SLOT);
+        if ((size_t)(w->end - w->cur) < TB_PBW_SIZE_SLOT)
+            tb_pbw_fail(w, -EINVAL);
+    }
     w->nest[w->depth].slot = w->cur;
     w->cur += TB_PBW_SIZE_SLOT;
     w->nest[w->depth].start = tb_pbw_size(w);

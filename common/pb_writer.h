@@ -64,8 +64,9 @@ enum tb_pbw_wire {
  * @cur: in: where writing stopped in the old window (bytes from there to the
  *       old end are unused and not part of the stream); out: start of the
  *       new window.
- * @end: out: end of the new window. The new window must hold at least
- *       TB_PBW_SIZE_SLOT bytes.
+ * @end: out: end of the new window. It must not be empty; it must hold at
+ *       least TB_PBW_SIZE_SLOT bytes whenever a nested field is opened in
+ *       it (a size slot is never split), else the writer fails -EINVAL.
  *
  * The callback is the owner's chance to finish the old window (e.g. write a
  * fragment length, relocate pending size slots with tb_pbw_relocate_slots(),

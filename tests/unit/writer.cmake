@@ -1,0 +1,4 @@
+# Streaming packet writer (common/pb_writer) and the per-thread TraceWriter
+# over shared-memory chunks (common/trace_writer).
+tb_unit_test(NAME pbw_encode_test SOURCES unit/pbw_encode_test.c LIBS tb_common)
+tb_unit_test(NAME pbw_window_test SOURCES unit/pbw_window_test.c LIBS tb_common)
