@@ -1,0 +1,154 @@
+/*
+ * common.bpf.h - what every BPF unit shares on the kernel side: the per-CPU
+ * ring buffers (an ARRAY_OF_MAPS keyed by ring index), the per-CPU loss
+ * counters, the traced-tgid map, the in-kernel filters and the
+ * reserve/submit helpers that count every failed reserve.
+ *
+ * The maps are created once by user space (producers/ftrace/bpf_rings.c) and
+ * handed to every unit's object with bpf_map__reuse_fd() before load, so all
+ * units write into the same rings and counters.
+ */
+#ifndef TB_BPF_COMMON_BPF_H
+#define TB_BPF_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "record.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Template only: the real rings are created by user space at its size. */
+struct tb_ring_map {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, TB_RING_DEFAULT_BYTES);
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __array(values, struct tb_ring_map);
+} tb_rings SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct tb_bpf_stats);
+} tb_stats SEC(".maps");
+
+/* tgids whose events pass the pid filter; fork/newtask add the children. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u32);
+    __type(value, __u8);
+} tb_tgids SEC(".maps");
+
+/* Filters, written by user space between open and load (rodata). */
+const volatile __u32 tb_cpus_per_ring = 1;
+const volatile __u64 tb_wakeup_bytes = TB_RING_DEFAULT_BYTES / 2;
+const volatile bool tb_filter_tgid = false;
+const volatile bool tb_filter_comm = false;
+const volatile char tb_targ_comm[TB_COMM_LEN] = {};
+const volatile bool tb_filter_cgroup = false;
+const volatile __u64 tb_targ_cgroup = 0;
+
+struct tb_slot {
+    void *ring;
+    void *rec;
+};
+
+static __always_inline bool tb_comm_eq(const char *comm)
+{
+    for (int i = 0; i < TB_COMM_LEN; i++) {
+        if (comm[i] != tb_targ_comm[i])
+            return false;
+        if (!comm[i])
+            break;
+    }
+    return true;
+}
+
+static __always_inline __u64 tb_task_cgroup(struct task_struct *t)
+{
+    return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+}
+
+/*
+ * tb_task_allowed() - does @t pass every enabled filter? Disabled filters are
+ * constants after load, so the verifier drops their code entirely.
+ */
+static __always_inline bool tb_task_allowed(struct task_struct *t)
+{
+    if (!t)
+        return false;
+    if (tb_filter_tgid) {
+        __u32 tgid = BPF_CORE_READ(t, tgid);
+        if (!bpf_map_lookup_elem(&tb_tgids, &tgid))
+            return false;
+    }
+    if (tb_filter_comm) {
+        char comm[TB_COMM_LEN];
+        BPF_CORE_READ_STR_INTO(&comm, t, comm);
+        if (!tb_comm_eq(comm))
+            return false;
+    }
+    if (tb_filter_cgroup && tb_task_cgroup(t) != tb_targ_cgroup)
+        return false;
+    return true;
+}
+
+static __always_inline bool tb_current_allowed(void)
+{
+    if (!tb_filter_tgid && !tb_filter_comm && !tb_filter_cgroup)
+        return true;
+    return tb_task_allowed(bpf_get_current_task_btf());
+}
+
+/*
+ * tb_reserve() - reserve @size bytes on this CPU's ring and fill the header.
+ * Counts the attempt in total and a failure in dropped (STYLE item 4).
+ * Return: true with @s set, or false (already counted).
+ */
+static __always_inline bool tb_reserve(struct tb_slot *s, __u32 size, __u16 type)
+{
+    __u32 zero = 0, cpu = bpf_get_smp_processor_id();
+    __u32 idx = cpu / (tb_cpus_per_ring ? tb_cpus_per_ring : 1);
+    struct tb_bpf_stats *st = bpf_map_lookup_elem(&tb_stats, &zero);
+    struct tb_rec_hdr *h;
+
+    if (st)
+        __sync_fetch_and_add(&st->total, 1);
+    s->ring = bpf_map_lookup_elem(&tb_rings, &idx);
+    s->rec = s->ring ? bpf_ringbuf_reserve(s->ring, size, 0) : NULL;
+    if (!s->rec) {
+        if (st)
+            __sync_fetch_and_add(&st->dropped, 1);
+        return false;
+    }
+    h = s->rec;
+    h->ts = bpf_ktime_get_boot_ns();
+    h->type = type;
+    h->cpu = cpu;
+    h->pid = (__u32)bpf_get_current_pid_tgid();
+    return true;
+}
+
+/*
+ * tb_submit() - commit a reserved record without waking the reader, unless
+ * the ring is filling up: per-record wakeups would make the tracer trace its
+ * own drain thread.
+ */
+static __always_inline void tb_submit(struct tb_slot *s)
+{
+    __u64 flags = BPF_RB_NO_WAKEUP;
+
+    if (bpf_ringbuf_query(s->ring, BPF_RB_AVAIL_DATA) >= tb_wakeup_bytes)
+        flags = BPF_RB_FORCE_WAKEUP;
+    bpf_ringbuf_submit(s->rec, flags);
+}
+
+#endif /* TB_BPF_COMMON_BPF_H */

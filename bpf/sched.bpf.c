@@ -1,0 +1,120 @@
+/*
+ * sched.bpf.c - scheduler tracepoints (sched_switch, sched_waking,
+ * sched_wakeup_new) into the shared per-CPU rings as bpf/sched.h records.
+ *
+ * sched_switch has two variants chosen by user space before load: the
+ * 6.x tracepoint passes prev_state as an argument (the value the kernel's
+ * own event reports); older kernels only have prev->__state to read.
+ */
+#include "common.bpf.h"
+#include "sched.h"
+
+/* Kernel task-state bits (include/linux/sched.h), stable since 4.14. */
+#define TB_TASK_REPORT      0x7f
+#define TB_TASK_IDLE        0x402 /* TASK_UNINTERRUPTIBLE | TASK_NOLOAD */
+#define TB_TASK_RTLOCK_WAIT 0x1000
+#define TB_TASK_REPORT_IDLE 0x80
+
+/* The kernel's __trace_sched_switch_state(), so the UI decodes it the same. */
+static __always_inline __s64 tb_switch_state(bool preempt, unsigned int state,
+                                             struct task_struct *prev)
+{
+    unsigned int rep;
+
+    if (preempt)
+        return TB_SCHED_STATE_PREEMPTED;
+    rep = (state | BPF_CORE_READ(prev, exit_state)) & TB_TASK_REPORT;
+    if (state == TB_TASK_IDLE)
+        rep = TB_TASK_REPORT_IDLE;
+    else if (state == TB_TASK_RTLOCK_WAIT)
+        rep = 0x2; /* reported as TASK_UNINTERRUPTIBLE */
+    if (!rep)
+        return 0;
+    /* 1 << (fls(rep) - 1): keep the highest set bit (BPF has no clz). */
+    for (int bit = 7; bit >= 0; bit--) {
+        if (rep & (1u << bit))
+            return 1ll << bit;
+    }
+    return 0;
+}
+
+static __always_inline int tb_emit_switch(bool preempt, struct task_struct *prev,
+                                          struct task_struct *next, unsigned int state)
+{
+    struct tb_sched_switch *r;
+    struct tb_slot s;
+
+    if (!tb_task_allowed(prev) && !tb_task_allowed(next))
+        return 0;
+    if (!tb_reserve(&s, sizeof(*r), TB_REC_SCHED_SWITCH))
+        return 0;
+    r = s.rec;
+    r->prev_state = tb_switch_state(preempt, state, prev);
+    r->prev_pid = BPF_CORE_READ(prev, pid);
+    r->prev_prio = BPF_CORE_READ(prev, prio);
+    r->next_pid = BPF_CORE_READ(next, pid);
+    r->next_prio = BPF_CORE_READ(next, prio);
+    BPF_CORE_READ_STR_INTO(&r->prev_comm, prev, comm);
+    BPF_CORE_READ_STR_INTO(&r->next_comm, next, comm);
+    tb_submit(&s);
+    return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(tb_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+             unsigned int prev_state)
+{
+    return tb_emit_switch(preempt, prev, next, prev_state);
+}
+
+/* Kernels before 5.18: no prev_state argument, read the task's state. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(tb_sched_switch_old, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+    return tb_emit_switch(preempt, prev, next, BPF_CORE_READ(prev, __state));
+}
+
+/* 5.16..6.x kept the cpu in task_struct; other kernels in thread_info. */
+struct task_struct___tb_cpu {
+    unsigned int cpu;
+} __attribute__((preserve_access_index));
+
+static __always_inline __s32 tb_task_cpu(struct task_struct *p)
+{
+    struct task_struct___tb_cpu *alt = (void *)p;
+
+    if (bpf_core_field_exists(alt->cpu))
+        return BPF_CORE_READ(alt, cpu);
+    return BPF_CORE_READ(p, thread_info.cpu);
+}
+
+static __always_inline int tb_emit_wake(struct task_struct *p, __u16 type)
+{
+    struct tb_sched_wake *r;
+    struct tb_slot s;
+
+    if (!tb_task_allowed(p))
+        return 0;
+    if (!tb_reserve(&s, sizeof(*r), type))
+        return 0;
+    r = s.rec;
+    r->pid = BPF_CORE_READ(p, pid);
+    r->prio = BPF_CORE_READ(p, prio);
+    r->target_cpu = tb_task_cpu(p);
+    r->success = 1;
+    BPF_CORE_READ_STR_INTO(&r->comm, p, comm);
+    tb_submit(&s);
+    return 0;
+}
+
+SEC("tp_btf/sched_waking")
+int BPF_PROG(tb_sched_waking, struct task_struct *p)
+{
+    return tb_emit_wake(p, TB_REC_SCHED_WAKING);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(tb_sched_wakeup_new, struct task_struct *p)
+{
+    return tb_emit_wake(p, TB_REC_SCHED_WAKEUP_NEW);
+}
