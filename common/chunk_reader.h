@@ -47,6 +47,8 @@ struct tb_chunk_record {
  *        trace_writer_packet_loss). If the aborted record was a fragment
  *        (first or last record of a chunk with the matching flag), the packet
  *        it belonged to is lost: @aborted_first / @aborted_last say so.
+ *        The writer puts nothing behind a sentinel, so reading stops there
+ *        (cleanly: tb_chunk_reader_next() returns 0).
  * @empty: zero-length records skipped (inflated-count padding).
  * @corrupt: set once a record ran past the buffer or its size varint was
  *        longer than 4 bytes; iteration has stopped for good.
