@@ -1,0 +1,4 @@
+# tracebpf CLI (consumer/): tests that run the built binary.
+tb_unit_test(NAME cli_main_test SOURCES integration/cli_main_test.c LIBS tb_consumer
+             LABELS integration)
+add_dependencies(cli_main_test tracebpf)
