@@ -74,6 +74,22 @@ int tb_ipc_frame_decoder_begin_receive(struct tb_ipc_frame_decoder *d, void **bu
 int tb_ipc_frame_decoder_end_receive(struct tb_ipc_frame_decoder *d, size_t n);
 
 /**
+ * tb_ipc_frame_decoder_end_receive_fd() - as end_receive(), for a recvmsg()
+ * that also delivered a passed fd.
+ * @d: the decoder.
+ * @n: bytes received.
+ * @fd: the fd that came with them, or -1. Ownership passes to @d.
+ *
+ * The sender attaches an fd to the first sendmsg() of its frame, and the
+ * kernel ends a stream read right after the data carrying it, so the fd
+ * belongs to the last frame that begins in these @n bytes. It is handed out
+ * with that frame by tb_ipc_frame_decoder_pop_fd(), and closed if the frame
+ * is dropped or the decoder freed.
+ * Return: as tb_ipc_frame_decoder_end_receive().
+ */
+int tb_ipc_frame_decoder_end_receive_fd(struct tb_ipc_frame_decoder *d, size_t n, int fd);
+
+/**
  * tb_ipc_frame_decoder_feed() - copy @len bytes in (any split) and parse.
  * @d: the decoder.
  * @data: bytes of the stream, borrowed.
@@ -88,9 +104,19 @@ int tb_ipc_frame_decoder_feed(struct tb_ipc_frame_decoder *d, const void *data, 
  * @d: the decoder.
  *
  * Return: a frame owned by the caller (free with tb_ipc_frame_free()), or
- * NULL when none is queued.
+ * NULL when none is queued. An fd that came with the frame is closed.
  */
 Perfetto__Protos__IPCFrame *tb_ipc_frame_decoder_pop(struct tb_ipc_frame_decoder *d);
+
+/**
+ * tb_ipc_frame_decoder_pop_fd() - tb_ipc_frame_decoder_pop() plus the fd
+ * that arrived with the frame.
+ * @d: the decoder.
+ * @fd: receives the frame's fd (owned by the caller) or -1.
+ *
+ * Return: as tb_ipc_frame_decoder_pop().
+ */
+Perfetto__Protos__IPCFrame *tb_ipc_frame_decoder_pop_fd(struct tb_ipc_frame_decoder *d, int *fd);
 
 /**
  * tb_ipc_frame_decoder_get_stats() - counters since creation.

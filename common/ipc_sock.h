@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <stdint.h>
 #include <sys/un.h>
 
 enum tb_ipc_sock_kind {
@@ -105,5 +106,47 @@ ssize_t tb_ipc_sock_recv(int fd, void *buf, size_t len, int *recv_fd);
  * Return: 0 or negative errno.
  */
 int tb_ipc_sock_peer_cred(int fd, uid_t *uid, pid_t *pid);
+
+/*
+ * A transmit queue of encoded frames for one non-blocking socket, so a
+ * loop never waits on a slow peer. Owned by whoever embeds it; not
+ * thread-safe. Initialise with tb_ipc_txq_init(), release with
+ * tb_ipc_txq_clear().
+ */
+struct tb_ipc_txq_item;
+struct tb_ipc_txq {
+    struct tb_ipc_txq_item *head;
+    struct tb_ipc_txq_item *tail;
+    size_t bytes; /* not yet sent */
+};
+
+/* tb_ipc_txq_init() - make @q empty. */
+void tb_ipc_txq_init(struct tb_ipc_txq *q);
+
+/* tb_ipc_txq_clear() - drop everything queued (closing queued fds). */
+void tb_ipc_txq_clear(struct tb_ipc_txq *q);
+
+/**
+ * tb_ipc_txq_push() - append one encoded frame.
+ * @q: the queue.
+ * @buf: malloc()ed frame bytes; ownership passes to @q (freed on error too).
+ * @len: their number.
+ * @fd: fd to pass with the frame's first sendmsg(), or -1. Borrowed: @q
+ *      keeps a dup().
+ *
+ * Return: 0, -ENOMEM, or the dup() error.
+ */
+int tb_ipc_txq_push(struct tb_ipc_txq *q, uint8_t *buf, size_t len, int fd);
+
+/**
+ * tb_ipc_txq_flush() - send as much as the socket takes.
+ * @q: the queue.
+ * @sock: connected non-blocking socket.
+ *
+ * Return: 0 when the queue is empty, -EAGAIN when data remains (wait for
+ * the socket to become writable), or the send error (-EPIPE, ...): the
+ * connection is then broken.
+ */
+int tb_ipc_txq_flush(struct tb_ipc_txq *q, int sock);
 
 #endif /* TB_COMMON_IPC_SOCK_H */
