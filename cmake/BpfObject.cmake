@@ -92,7 +92,8 @@ function(tb_bpf_object)
   add_custom_target(${B_NAME}_skel_gen DEPENDS ${skel})
   add_library(${B_NAME}_skel INTERFACE)
   add_dependencies(${B_NAME}_skel ${B_NAME}_skel_gen)
-  target_include_directories(${B_NAME}_skel INTERFACE ${CMAKE_CURRENT_BINARY_DIR}
-                             ${CMAKE_CURRENT_SOURCE_DIR})
+  # Only the build dir: bpf/sched.h would shadow <sched.h>; the record
+  # headers are included as "bpf/<stem>.h" from the source root.
+  target_include_directories(${B_NAME}_skel INTERFACE ${CMAKE_CURRENT_BINARY_DIR})
   target_link_libraries(${B_NAME}_skel INTERFACE PkgConfig::LIBBPF)
 endfunction()
