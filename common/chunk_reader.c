@@ -62,8 +62,10 @@ int tb_chunk_reader_next(struct tb_chunk_reader *r, struct tb_chunk_record *rec)
         int n;
 
         n = tb_chunk_read_varint(r->payload + r->off, avail, &size);
-        if (n < 0)
+        if (n < 0) {
+            r->corrupt = true;
             break;
+        }
         if (size == TB_SHM_PACKET_SIZE_DROP) {
             /*
              * The writer gave up on this packet (SMB full while fragmenting)
@@ -77,8 +79,10 @@ int tb_chunk_reader_next(struct tb_chunk_reader *r, struct tb_chunk_record *rec)
             r->next_index = r->count;
             return 0;
         }
-        if (size > avail - (size_t)n)
+        if (size > avail - (size_t)n) {
+            r->corrupt = true;
             break;
+        }
         rec->data = r->payload + r->off + n;
         rec->len = size;
         rec->offset = (uint32_t)(r->off + (size_t)n);
@@ -92,11 +96,7 @@ int tb_chunk_reader_next(struct tb_chunk_reader *r, struct tb_chunk_record *rec)
         }
         return 1;
     }
-    if (r->corrupt || r->next_index < r->count) {
-        r->corrupt = true;
-        return -EBADMSG;
-    }
-    return 0;
+    return r->corrupt ? -EBADMSG : 0;
 }
 
 int tb_chunk_apply_patch(uint8_t *payload, size_t payload_size, uint32_t offset,

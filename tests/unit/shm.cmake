@@ -3,3 +3,4 @@
 tb_unit_test(NAME shm_abi_test SOURCES unit/shm_abi_test.c LIBS tb_common)
 tb_unit_test(NAME shm_create_test SOURCES unit/shm_create_test.c LIBS tb_common)
 tb_unit_test(NAME shm_concurrency_test SOURCES unit/shm_concurrency_test.c LIBS tb_common)
+tb_unit_test(NAME shm_chunk_reader_test SOURCES unit/shm_chunk_reader_test.c LIBS tb_common)
