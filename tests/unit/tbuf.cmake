@@ -1,0 +1,6 @@
+# Central trace buffer and packet validator (service/trace_buffer.c,
+# service/packet_validator.c). The sources are compiled in directly so these
+# tests do not depend on the rest of the service library building.
+tb_unit_test(NAME trace_buffer_test
+             SOURCES unit/trace_buffer_test.c ../service/trace_buffer.c
+             LIBS tb_common)
