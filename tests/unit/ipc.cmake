@@ -1,0 +1,2 @@
+# IPC layer: event loop, framing, sockets, host and client (real sockets).
+tb_unit_test(NAME ipc_frame_test SOURCES unit/ipc_frame_test.c LIBS tb_common)
