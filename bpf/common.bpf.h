@@ -50,6 +50,9 @@ struct {
 /* Filters, written by user space between open and load (rodata). */
 const volatile __u32 tb_cpus_per_ring = 1;
 const volatile __u64 tb_wakeup_bytes = TB_RING_DEFAULT_BYTES / 2;
+/* Record types user space asked for (bit 1 << TB_REC_*); a program may run
+ * only for upkeep (the tgid map) without writing its record. */
+const volatile __u32 tb_events = ~0u;
 const volatile bool tb_filter_tgid = false;
 const volatile bool tb_filter_comm = false;
 const volatile char tb_targ_comm[TB_COMM_LEN] = {};
@@ -120,6 +123,8 @@ static __always_inline bool tb_reserve(struct tb_slot *s, __u32 size, __u16 type
     struct tb_bpf_stats *st = bpf_map_lookup_elem(&tb_stats, &zero);
     struct tb_rec_hdr *h;
 
+    if (!(tb_events & (1u << type)))
+        return false;
     if (st)
         __sync_fetch_and_add(&st->total, 1);
     s->ring = bpf_map_lookup_elem(&tb_rings, &idx);

@@ -67,6 +67,7 @@ extern const struct tb_bpf_unit tb_syscall_unit;
         const struct tb_bpf_filter *f_ = (args)->filter;                                   \
         (ro)->tb_cpus_per_ring = tb_bpf_rings_cpus_per_ring((args)->rings);                \
         (ro)->tb_wakeup_bytes = tb_bpf_rings_wakeup_bytes((args)->rings);                  \
+        (ro)->tb_events = (args)->events;                                                  \
         if (f_ && f_->nr_tgids)                                                            \
             (ro)->tb_filter_tgid = true;                                                   \
         if (f_ && f_->comm && f_->comm[0]) {                                               \

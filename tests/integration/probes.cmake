@@ -1,0 +1,5 @@
+# Kernel producer tests against the real kernel (root, BTF, tracefs): they
+# load BPF programs and use ftrace instances, so never two at once.
+tb_unit_test(NAME probes_bpf_test SOURCES integration/probes_bpf_test.c
+             LIBS tb_probes_core LABELS integration TIMEOUT 120)
+set_tests_properties(probes_bpf_test PROPERTIES RESOURCE_LOCK kernel)
