@@ -4,3 +4,6 @@
 tb_unit_test(NAME trace_buffer_test
              SOURCES unit/trace_buffer_test.c ../service/trace_buffer.c
              LIBS tb_common)
+tb_unit_test(NAME packet_validator_test
+             SOURCES unit/packet_validator_test.c ../service/packet_validator.c
+             LIBS tb_common)
