@@ -172,7 +172,7 @@ void tb_pbw_write_slow(struct tb_pbw *w, const void *data, size_t len)
     }
 }
 
-void tb_pbw_begin_nested(struct tb_pbw *w, uint32_t field)
+void tb_pbw_begin_nested_slow(struct tb_pbw *w, uint32_t field)
 {
     uint8_t tag[5];
 
@@ -197,7 +197,7 @@ void tb_pbw_begin_nested(struct tb_pbw *w, uint32_t field)
     w->depth++;
 }
 
-void tb_pbw_end_nested(struct tb_pbw *w)
+void tb_pbw_end_nested_slow(struct tb_pbw *w)
 {
     struct tb_pbw_nest *n;
     uint64_t size;

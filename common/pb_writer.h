@@ -161,21 +161,9 @@ void tb_pbw_dyn_free(struct tb_pbw *w);
  */
 void tb_pbw_write_slow(struct tb_pbw *w, const void *data, size_t len);
 
-/*
- * tb_pbw_begin_nested() - open a length-delimited field (nested message or
- * packed repeated field) numbered @field.
- * Reserves a 4-byte size slot, back-filled by tb_pbw_end_nested().
- * Sets -E2BIG (sticky) beyond TB_PBW_MAX_DEPTH.
- */
-void tb_pbw_begin_nested(struct tb_pbw *w, uint32_t field);
-
-/*
- * tb_pbw_end_nested() - close the innermost open field and write its size
- * into its slot (in the window or wherever the owner relocated it).
- * Sets -EMSGSIZE if the message exceeds 2^28-1 bytes, -EINVAL if nothing
- * is open.
- */
-void tb_pbw_end_nested(struct tb_pbw *w);
+/* Out-of-line halves of tb_pbw_begin_nested() / tb_pbw_end_nested(). */
+void tb_pbw_begin_nested_slow(struct tb_pbw *w, uint32_t field);
+void tb_pbw_end_nested_slow(struct tb_pbw *w);
 
 /*
  * tb_pbw_relocate_slots() - move pending size slots out of a window.
@@ -255,14 +243,28 @@ static inline void tb_pbw_write(struct tb_pbw *w, const void *data, size_t len)
     tb_pbw_write_slow(w, data, len);
 }
 
+/* Room for any tag + varint, fixed64 or size slot: encode in place. */
+#define TB_PBW_FAST_ROOM 24
+
+static inline bool tb_pbw_fast(const struct tb_pbw *w)
+{
+    return __builtin_expect(w->end - w->cur >= TB_PBW_FAST_ROOM, 1);
+}
+
 /* tb_pbw_append_varint() - field @field as varint (uint32/64, int, bool, enum). */
 static inline void tb_pbw_append_varint(struct tb_pbw *w, uint32_t field, uint64_t v)
 {
     uint8_t buf[20];
-    size_t n = tb_pbw_encode_tag(buf, field, TB_PBW_VARINT);
+    size_t n;
 
+    if (tb_pbw_fast(w)) {
+        w->cur += tb_pbw_encode_tag(w->cur, field, TB_PBW_VARINT);
+        w->cur += tb_pbw_encode_varint(w->cur, v);
+        return;
+    }
+    n = tb_pbw_encode_tag(buf, field, TB_PBW_VARINT);
     n += tb_pbw_encode_varint(buf + n, v);
-    tb_pbw_write(w, buf, n);
+    tb_pbw_write_slow(w, buf, n);
 }
 
 /*
@@ -283,6 +285,47 @@ static inline uint64_t tb_pbw_zigzag(int64_t v)
 static inline void tb_pbw_append_sint(struct tb_pbw *w, uint32_t field, int64_t v)
 {
     tb_pbw_append_varint(w, field, tb_pbw_zigzag(v));
+}
+
+/*
+ * tb_pbw_begin_nested() - open a length-delimited field (nested message or
+ * packed repeated field) numbered @field.
+ * Reserves a 4-byte size slot, back-filled by tb_pbw_end_nested().
+ * Sets -E2BIG (sticky) beyond TB_PBW_MAX_DEPTH.
+ */
+static inline void tb_pbw_begin_nested(struct tb_pbw *w, uint32_t field)
+{
+    if (tb_pbw_fast(w) && w->depth < TB_PBW_MAX_DEPTH) {
+        struct tb_pbw_nest *n = &w->nest[w->depth++];
+
+        w->cur += tb_pbw_encode_tag(w->cur, field, TB_PBW_LEN);
+        n->slot = w->cur;
+        w->cur += TB_PBW_SIZE_SLOT;
+        n->start = tb_pbw_size(w);
+        return;
+    }
+    tb_pbw_begin_nested_slow(w, field);
+}
+
+/*
+ * tb_pbw_end_nested() - close the innermost open field and write its size
+ * into its slot (in the window or wherever the owner relocated it).
+ * Sets -EMSGSIZE if the message exceeds 2^28-1 bytes, -EINVAL if nothing
+ * is open.
+ */
+static inline void tb_pbw_end_nested(struct tb_pbw *w)
+{
+    if (__builtin_expect(w->depth && !w->err, 1)) {
+        struct tb_pbw_nest *n = &w->nest[w->depth - 1];
+        uint64_t size = tb_pbw_size(w) - n->start;
+
+        if (__builtin_expect(size <= TB_PBW_MAX_SLOT_VALUE, 1)) {
+            w->depth--;
+            tb_pbw_put_redundant_varint(n->slot, (uint32_t)size);
+            return;
+        }
+    }
+    tb_pbw_end_nested_slow(w);
 }
 
 /* tb_pbw_append_fixed32() - fixed32/sfixed32 field, little-endian. */
@@ -330,10 +373,18 @@ static inline void tb_pbw_append_bytes(struct tb_pbw *w, uint32_t field, const v
                                        size_t len)
 {
     uint8_t buf[20];
-    size_t n = tb_pbw_encode_tag(buf, field, TB_PBW_LEN);
+    size_t n;
 
+    if ((size_t)(w->end - w->cur) >= TB_PBW_FAST_ROOM + len) {
+        w->cur += tb_pbw_encode_tag(w->cur, field, TB_PBW_LEN);
+        w->cur += tb_pbw_encode_varint(w->cur, len);
+        memcpy(w->cur, data, len);
+        w->cur += len;
+        return;
+    }
+    n = tb_pbw_encode_tag(buf, field, TB_PBW_LEN);
     n += tb_pbw_encode_varint(buf + n, len);
-    tb_pbw_write(w, buf, n);
+    tb_pbw_write_slow(w, buf, n);
     tb_pbw_write(w, data, len);
 }
 
@@ -356,7 +407,11 @@ static inline void tb_pbw_packed_varint(struct tb_pbw *w, uint64_t v)
 {
     uint8_t buf[10];
 
-    tb_pbw_write(w, buf, tb_pbw_encode_varint(buf, v));
+    if (tb_pbw_fast(w)) {
+        w->cur += tb_pbw_encode_varint(w->cur, v);
+        return;
+    }
+    tb_pbw_write_slow(w, buf, tb_pbw_encode_varint(buf, v));
 }
 
 static inline void tb_pbw_packed_sint(struct tb_pbw *w, int64_t v)

@@ -143,7 +143,7 @@ static void test_negative_ints(void **state)
 
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
         int64_t v = vals[i];
-        uint64_t zz;
+        uint64_t zz = 0;
 
         /* int32/int64: two's complement, negatives are 10 bytes + tag */
         tb_pbw_init_buf(&w, buf, sizeof(buf));
@@ -256,7 +256,7 @@ static void test_packed(void **state)
     assert_true(f.num == 7 && f.wt == 2);
     q = f.p;
     for (size_t i = 0; i < 5; i++) {
-        uint64_t zz;
+        uint64_t zz = 0;
         size_t n = get_varint(q, (size_t)(f.p + f.len - q), &zz);
 
         assert_true(n > 0);

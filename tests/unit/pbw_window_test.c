@@ -91,7 +91,7 @@ static int next_cb(void *ctx, uint8_t **cur, uint8_t **end)
 
 static void sink_init(struct sink *s, size_t wsize, bool relocate)
 {
-    uint8_t *cur, *end;
+    uint8_t *cur = NULL, *end = NULL;
 
     memset(s, 0, sizeof(*s));
     memset(s->mem, GUARD, sizeof(s->mem));
