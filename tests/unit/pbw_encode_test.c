@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "common/pb_writer.h"
+#include "perfetto/trace/trace_packet.pb-c.h"
 
 struct field {
     uint32_t num;
@@ -424,6 +425,58 @@ static void test_redundant_varint(void **state)
     assert_int_equal(b[3], 0x00);
 }
 
+/* The same values through the generated protobuf-c decoder. */
+static void test_protobuf_c_decodes(void **state)
+{
+    for (int bits = 0; bits <= 64; bits++) {
+        uint64_t ts = bits == 64 ? UINT64_MAX : (UINT64_C(1) << bits) - (bits ? 1 : 0);
+        int64_t neg = bits == 64 ? INT64_MIN : -(int64_t)(UINT64_C(1) << (bits / 2));
+        Perfetto__Protos__TracePacket *tp;
+        Perfetto__Protos__DebugAnnotation__NestedValue *nv;
+        uint8_t buf[256];
+        struct tb_pbw w;
+
+        tb_pbw_init_buf(&w, buf, sizeof(buf));
+        tb_pbw_append_varint(&w, 8, ts);
+        tb_pbw_append_varint(&w, 58, (uint32_t)bits + 64);
+        tb_pbw_begin_nested(&w, 11);             /* track_event */
+        tb_pbw_append_int(&w, 30, neg);          /* counter_value */
+        tb_pbw_append_string(&w, 23, "counter"); /* name */
+        tb_pbw_begin_nested(&w, 4);              /* debug_annotations */
+        tb_pbw_append_string(&w, 10, "arg");     /* name */
+        tb_pbw_begin_nested(&w, 8);              /* nested_value */
+        tb_pbw_append_varint(&w, 1, 2);          /* ARRAY */
+        tb_pbw_begin_nested(&w, 4);              /* array_values */
+        tb_pbw_append_int(&w, 5, neg);           /* int_value */
+        tb_pbw_append_double(&w, 6, -0.125);     /* double_value */
+        tb_pbw_end_nested(&w);
+        tb_pbw_end_nested(&w);
+        tb_pbw_end_nested(&w);
+        tb_pbw_end_nested(&w);
+        assert_int_equal(tb_pbw_error(&w), 0);
+
+        tp = perfetto__protos__trace_packet__unpack(NULL, (size_t)tb_pbw_size(&w), buf);
+        assert_non_null(tp);
+        assert_true(tp->timestamp == ts);
+        assert_int_equal(tp->timestamp_clock_id, bits + 64);
+        assert_non_null(tp->track_event);
+        assert_int_equal(tp->track_event->counter_value_field_case,
+                         PERFETTO__PROTOS__TRACK_EVENT__COUNTER_VALUE_FIELD_COUNTER_VALUE);
+        assert_true(tp->track_event->counter_value == neg);
+        assert_string_equal(tp->track_event->name, "counter");
+        assert_int_equal(tp->track_event->n_debug_annotations, 1);
+        assert_string_equal(tp->track_event->debug_annotations[0]->name, "arg");
+        nv = tp->track_event->debug_annotations[0]->nested_value;
+        assert_non_null(nv);
+        assert_int_equal(nv->nested_type,
+                         PERFETTO__PROTOS__DEBUG_ANNOTATION__NESTED_VALUE__NESTED_TYPE__ARRAY);
+        assert_int_equal(nv->n_array_values, 1);
+        assert_true(nv->array_values[0]->int_value == neg);
+        assert_true(nv->array_values[0]->double_value == -0.125);
+        perfetto__protos__trace_packet__free_unpacked(tp, NULL);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_dyn_grows_and_matches_fixed),
         cmocka_unit_test(test_errors_are_sticky),
         cmocka_unit_test(test_redundant_varint),
+        cmocka_unit_test(test_protobuf_c_decodes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

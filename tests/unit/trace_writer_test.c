@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -542,6 +543,101 @@ static void test_encoder_error_drops_only_that_packet(void **state)
     svc_free(s);
 }
 
+struct drainer {
+    struct svc *s;
+    unsigned int delay_ms;
+};
+
+static void *drain_later(void *p)
+{
+    struct drainer *d = p;
+    struct timespec ts = {0, (long)d->delay_ms * 1000000L};
+
+    nanosleep(&ts, NULL);
+    svc_commit(d->s);
+    return NULL;
+}
+
+static struct tb_tw *new_stall_writer(struct svc *s, uint32_t timeout_ms)
+{
+    struct tb_tw_opts o = {
+        .ops = &tb_tw_arbiter_ops,
+        .ops_ctx = s->arb,
+        .writer_id = 9,
+        .target_buffer = 7,
+        .policy = TB_TW_STALL,
+        .stall_timeout_ms = timeout_ms,
+    };
+    struct tb_tw *tw;
+
+    assert_int_equal(tb_tw_create(&o, &tw), 0);
+    return tw;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Stall policy: a packet that needs a chunk waits until the service frees
+ * one, and nothing is lost. */
+static void test_stall_waits_for_service(void **state)
+{
+    struct svc *s = svc_new(8 * 1024, 4096); /* two chunks */
+    struct tb_tw *tw = new_stall_writer(s, 5000);
+    struct drainer d = {s, 50};
+    struct tb_tw_stats st;
+    pthread_t th;
+    uint64_t t0;
+
+    /* the first packet needs both chunks: the SMB is then full */
+    write_event(tb_tw_begin_packet(tw), 0, 6000);
+    assert_int_equal(tb_tw_end_packet(tw), 0);
+    assert_int_equal(tb_tw_flush(tw), 0);
+    assert_int_equal(pthread_create(&th, NULL, drain_later, &d), 0);
+    t0 = mono_ms();
+    write_event(tb_tw_begin_packet(tw), 1, 0);
+    assert_int_equal(tb_tw_end_packet(tw), 0);
+    assert_true(mono_ms() - t0 >= 40);
+    pthread_join(th, NULL);
+    assert_int_equal(tb_tw_flush(tw), 0);
+    tb_tw_stats(tw, &st);
+    assert_int_equal(st.packets_dropped, 0);
+    assert_int_equal(st.chunks_missed, 0);
+    svc_commit(s);
+    svc_read(s);
+    assert_int_equal(s->npackets, 2);
+    check_event(&s->packets[0], 0, 6000, 0);
+    check_event(&s->packets[1], 1, 0, 0);
+    tb_tw_destroy(tw);
+    svc_free(s);
+}
+
+/* Stall policy with nobody draining: give up after the timeout, drop. */
+static void test_stall_times_out_then_drops(void **state)
+{
+    struct svc *s = svc_new(8 * 1024, 4096);
+    struct tb_tw *tw = new_stall_writer(s, 30);
+    struct tb_tw_stats st;
+    uint64_t t0;
+
+    write_event(tb_tw_begin_packet(tw), 0, 6000);
+    assert_int_equal(tb_tw_end_packet(tw), 0);
+    t0 = mono_ms();
+    write_event(tb_tw_begin_packet(tw), 1, 5000);
+    assert_int_equal(tb_tw_end_packet(tw), -ENOSPC);
+    assert_true(mono_ms() - t0 >= 30);
+    tb_tw_stats(tw, &st);
+    assert_int_equal(st.packets_dropped, 1);
+    assert_int_equal(tb_tw_take_drop_mark(tw), TB_TW_DROP_PRESENT | TB_TW_DROP_SMB_FULL);
+    assert_int_equal(tb_tw_take_drop_mark(tw), 0);
+    tb_tw_destroy(tw);
+    svc_free(s);
+}
+
 struct thread_arg {
     struct svc *s;
     uint16_t writer_id;
@@ -603,6 +699,8 @@ int main(void)
         cmocka_unit_test(test_drop_mid_fragment_releases_patches),
         cmocka_unit_test(test_inflated_count_lets_scraper_read),
         cmocka_unit_test(test_encoder_error_drops_only_that_packet),
+        cmocka_unit_test(test_stall_waits_for_service),
+        cmocka_unit_test(test_stall_times_out_then_drops),
         cmocka_unit_test(test_writers_on_threads),
     };
 
