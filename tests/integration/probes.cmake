@@ -3,3 +3,7 @@
 tb_unit_test(NAME probes_bpf_test SOURCES integration/probes_bpf_test.c
              LIBS tb_probes_core LABELS integration TIMEOUT 120)
 set_tests_properties(probes_bpf_test PROPERTIES RESOURCE_LOCK kernel)
+
+tb_unit_test(NAME probes_ftrace_test SOURCES integration/probes_ftrace_test.c
+             LIBS tb_probes_core LABELS integration TIMEOUT 60)
+set_tests_properties(probes_ftrace_test PROPERTIES RESOURCE_LOCK kernel)
