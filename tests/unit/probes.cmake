@@ -1,0 +1,2 @@
+# Kernel producer unit tests (no kernel state changed; they only read it).
+tb_unit_test(NAME probes_check_test SOURCES unit/probes_check_test.c LIBS tb_probes_core)
