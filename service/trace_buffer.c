@@ -11,11 +11,15 @@
  * and those holding chunks are linked in a ring the reader walks.
  *
  * Chunks retired by a read go to a graveyard that is freed on the next call,
- * so the slices of the packet just returned stay valid until then.
+ * so the slices of the packet just returned stay valid until then. Freed
+ * blocks are kept for reuse while stored + spare bytes stay within the
+ * budget: in steady state the buffer allocates nothing and the heap never
+ * shrinks and regrows under it.
  */
 #include "service/trace_buffer.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +33,7 @@ struct tbuf_chunk {
     struct tbuf_seq *seq;
     uint32_t chunk_id;
     uint32_t len;
+    uint32_t cap;          /* payload bytes allocated (blocks are recycled) */
     uint32_t read_off;     /* payload offset of the next unread record */
     uint16_t count;        /* records exposed (incomplete copies hide their last) */
     uint16_t records_read; /* records consumed from the front */
@@ -61,6 +66,8 @@ struct tb_tbuf {
     enum tb_tbuf_policy policy;
     struct tbuf_chunk *fifo_head, *fifo_tail;
     struct tbuf_chunk *graveyard;
+    struct tbuf_chunk *spare; /* freed blocks kept for reuse, within budget */
+    size_t spare_bytes;
     struct tbuf_seq **seqs; /* hash table, seq_cap slots (power of two) */
     size_t seq_cap, seq_count;
     struct tbuf_seq *cursor; /* reader position in the active ring */
@@ -356,6 +363,42 @@ static void fifo_push(struct tb_tbuf *buf, struct tbuf_chunk *c)
     buf->fifo_tail = c;
 }
 
+/*
+ * Reuses a spare block of exactly @len payload bytes (chunks come in a few
+ * page-derived sizes, so a short look finds one), so the budget charged for a
+ * chunk is always what it occupies.
+ */
+static struct tbuf_chunk *chunk_alloc(struct tb_tbuf *buf, size_t len)
+{
+    struct tbuf_chunk **pp = &buf->spare, *c;
+
+    for (int i = 0; *pp && i < 4; i++, pp = &(*pp)->fifo_next) {
+        if ((*pp)->cap == len) {
+            c = *pp;
+            *pp = c->fifo_next;
+            buf->spare_bytes -= tb_tbuf_chunk_footprint(len);
+            return c;
+        }
+    }
+    c = malloc(sizeof(*c) + len);
+    if (c)
+        c->cap = (uint32_t)len;
+    return c;
+}
+
+static void chunk_free(struct tb_tbuf *buf, struct tbuf_chunk *c)
+{
+    size_t fp = tb_tbuf_chunk_footprint(c->cap);
+
+    if (buf->used + buf->spare_bytes + fp > buf->size) {
+        free(c);
+        return;
+    }
+    c->fifo_next = buf->spare;
+    buf->spare = c;
+    buf->spare_bytes += fp;
+}
+
 /* Takes @c out of the index; with @bury its memory lives until the next call. */
 static void chunk_release(struct tb_tbuf *buf, struct tbuf_chunk *c, bool bury)
 {
@@ -370,7 +413,7 @@ static void chunk_release(struct tb_tbuf *buf, struct tbuf_chunk *c, bool bury)
         c->fifo_next = buf->graveyard;
         buf->graveyard = c;
     } else {
-        free(c);
+        chunk_free(buf, c);
     }
 }
 
@@ -380,7 +423,7 @@ static void graveyard_flush(struct tb_tbuf *buf)
         struct tbuf_chunk *c = buf->graveyard;
 
         buf->graveyard = c->fifo_next;
-        free(c);
+        chunk_free(buf, c);
     }
 }
 
@@ -446,6 +489,12 @@ void tb_tbuf_free(struct tb_tbuf *buf)
             free(buf->seqs[i]->dq);
             free(buf->seqs[i]);
         }
+    }
+    while (buf->spare) {
+        struct tbuf_chunk *c = buf->spare;
+
+        buf->spare = c->fifo_next;
+        free(c);
     }
     free(buf->seqs);
     free(buf->slices);
@@ -532,13 +581,13 @@ int tb_tbuf_copy_chunk(struct tb_tbuf *buf, uint16_t producer_id, uint16_t write
         buf->st.chunks_discarded++;
         return -ENOSPC;
     }
-    c = malloc(sizeof(*c) + len);
+    c = chunk_alloc(buf, len);
     if (!c)
         return -ENOMEM;
     if (!s) {
         s = seq_get(buf, key);
         if (!s) {
-            free(c);
+            chunk_free(buf, c);
             return -ENOMEM;
         }
     }
@@ -548,7 +597,7 @@ int tb_tbuf_copy_chunk(struct tb_tbuf *buf, uint16_t producer_id, uint16_t write
         struct tbuf_chunk **dq = realloc(s->dq, cap * sizeof(*dq));
 
         if (!dq) {
-            free(c);
+            chunk_free(buf, c);
             return -ENOMEM;
         }
         s->dq = dq;
@@ -560,7 +609,8 @@ int tb_tbuf_copy_chunk(struct tb_tbuf *buf, uint16_t producer_id, uint16_t write
         chunk_evict(buf, victim);
     }
 
-    memset(c, 0, sizeof(*c));
+    memset(c, 0, offsetof(struct tbuf_chunk, cap));
+    memset(&c->read_off, 0, sizeof(*c) - offsetof(struct tbuf_chunk, read_off));
     memcpy(c->payload, payload, len);
     c->seq = s;
     c->chunk_id = chunk_id;
@@ -578,7 +628,7 @@ int tb_tbuf_copy_chunk(struct tb_tbuf *buf, uint16_t producer_id, uint16_t write
         s->dq[s->head + seq_lower_bound(s, chunk_id)] = c;
         fifo_unlink(buf, old);
         buf->used -= old_fp;
-        free(old);
+        chunk_free(buf, old);
         buf->st.chunks_rewritten++;
     } else {
         c->started = resumes_read;
