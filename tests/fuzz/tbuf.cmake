@@ -4,3 +4,6 @@
 tb_fuzz_target(NAME trace_buffer_fuzz
                SOURCES fuzz/trace_buffer_fuzz.c ../service/trace_buffer.c ../service/packet_validator.c
                LIBS tb_common)
+tb_fuzz_target(NAME validator_fuzz
+               SOURCES fuzz/validator_fuzz.c ../service/packet_validator.c
+               LIBS tb_common)
