@@ -274,9 +274,13 @@ static void active_del(struct tb_tbuf *buf, struct tbuf_seq *s)
     buf->active_count--;
 }
 
+/* Mixes producer (high half) and writer (low half) bits into the low bits. */
 static inline size_t seq_hash(uint32_t key, size_t cap)
 {
-    return (size_t)((key * 2654435761u) & (cap - 1));
+    key ^= key >> 16;
+    key *= 0x45d9f3bu;
+    key ^= key >> 16;
+    return (size_t)(key & (cap - 1));
 }
 
 static struct tbuf_seq *seq_lookup(const struct tb_tbuf *buf, uint32_t key)

@@ -174,6 +174,41 @@ static void test_many_writers_in_order(void **state)
     tb_tbuf_free(t);
 }
 
+/* Thousands of sequences (the index grows), each read back exactly once. */
+static void test_many_sequences(void **state)
+{
+    enum { PRODS = 200, WRITERS = 20 };
+    static uint8_t seen[PRODS][WRITERS];
+    static struct cb b;
+    struct tb_tbuf_packet pkt;
+    uint8_t pk[64];
+    struct tb_tbuf *t;
+
+    assert_int_equal(tb_tbuf_new(64 << 20, TB_TBUF_POLICY_DISCARD, &t), 0);
+    for (int w = 0; w < WRITERS; w++) {
+        for (int p = 0; p < PRODS; p++) {
+            cb_reset(&b);
+            cb_rec(&b, pk, make_packet(pk, 40, p + 1, w + 1000, 0), false);
+            cb_rec(&b, pk, make_packet(pk, 41, p + 1, w + 1000, 1), false);
+            assert_int_equal(cb_copy(t, p + 1, w + 1000, 3, &b, true), 0);
+        }
+    }
+    for (int i = 0; i < PRODS * WRITERS * 2; i++) {
+        long len = read_one(t, &pkt);
+        uint8_t *n = &seen[pkt.producer_id - 1][pkt.writer_id - 1000];
+
+        assert_int_equal(len, 40 + *n);
+        make_packet(pk, (size_t)len, pkt.producer_id, pkt.writer_id, *n);
+        assert_memory_equal(scratch, pk, (size_t)len);
+        (*n)++;
+    }
+    expect_empty(t);
+    for (int p = 0; p < PRODS; p++)
+        for (int w = 0; w < WRITERS; w++)
+            assert_int_equal(seen[p][w], 2);
+    tb_tbuf_free(t);
+}
+
 /*
  * Writes packet @idx of @len bytes split over @nchunks chunks starting at
  * @first_id, with a whole packet before it in the first chunk and one after
@@ -611,6 +646,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_writers_in_order),
+        cmocka_unit_test(test_many_sequences),
         cmocka_unit_test(test_fragments_reassemble),
         cmocka_unit_test(test_fragment_waits_for_next_chunk),
         cmocka_unit_test(test_chunk_id_wraparound),
