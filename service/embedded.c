@@ -70,10 +70,13 @@ int tb_svc_embedded_start(const struct tb_svc_embedded_opts *opts, struct tb_svc
              opts && opts->producer_sock ? opts->producer_sock : "");
     snprintf(e->csock, sizeof(e->csock), "%s",
              opts && opts->consumer_sock ? opts->consumer_sock : "");
-    if (!e->psock[0])
-        snprintf(e->psock, sizeof(e->psock), "%s/producer.sock", e->dir);
-    if (!e->csock[0])
-        snprintf(e->csock, sizeof(e->csock), "%s/consumer.sock", e->dir);
+    if ((!e->psock[0] && snprintf(e->psock, sizeof(e->psock), "%s/producer.sock", e->dir) >=
+                             (int)sizeof(e->psock)) ||
+        (!e->csock[0] && snprintf(e->csock, sizeof(e->csock), "%s/consumer.sock", e->dir) >=
+                             (int)sizeof(e->csock))) {
+        err = -ENAMETOOLONG;
+        goto fail;
+    }
     e->opts.producer_sock = e->psock;
     e->opts.consumer_sock = e->csock;
     e->opts.start_probes = opts && opts->start_probes;
