@@ -23,6 +23,9 @@
 
 #include <event-parse.h>
 
+#include "common/pb_writer.h"
+#include "perfetto/trace/trace_packet.pb-c.h"
+#include "producers/ftrace/bundle.h"
 #include "producers/ftrace/ftrace_instance.h"
 
 #define TRACEFS "/sys/kernel/tracing"
@@ -77,6 +80,7 @@ struct marker_hunt {
     int renames;
     int events;
     uint64_t ts;
+    struct tb_bundler *bundler;
 };
 
 static int on_event(void *ctx, int cpu, struct tep_event *ev, struct tep_record *rec)
@@ -86,6 +90,7 @@ static int on_event(void *ctx, int cpu, struct tep_event *ev, struct tep_record 
     int len;
 
     h->events++;
+    assert_int_equal(tb_bundler_add_ftrace(h->bundler, cpu, ev, rec), 0);
     if (!strcmp(ev->name, "task_rename")) {
         unsigned long long pid = 0;
         buf = tep_get_field_raw(NULL, ev, "newcomm", rec, &len, 0);
@@ -111,6 +116,56 @@ static uint64_t boot_ns(void)
     return ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
+/* The same events as bundles: print typed, task_rename in the generic form. */
+static void check_encoded(struct tb_bundler *b, const char *msg)
+{
+    int prints = 0, renames = 0;
+
+    for (int cpu = 0; cpu < sysconf(_SC_NPROCESSORS_CONF); cpu++) {
+        Perfetto__Protos__TracePacket *pkt;
+        const uint8_t *data;
+        struct tb_pbw w;
+        size_t len;
+
+        assert_int_equal(tb_pbw_init_dyn(&w, 0), 0);
+        assert_true(tb_bundler_emit(b, cpu, &w) >= 0);
+        data = tb_pbw_dyn_data(&w, &len);
+        pkt = perfetto__protos__trace_packet__unpack(NULL, len, data);
+        tb_pbw_dyn_free(&w);
+        assert_non_null(pkt);
+        for (size_t i = 0; pkt->ftrace_events && i < pkt->ftrace_events->n_event; i++) {
+            Perfetto__Protos__FtraceEvent *e = pkt->ftrace_events->event[i];
+
+            if (e->event_case == PERFETTO__PROTOS__FTRACE_EVENT__EVENT_PRINT &&
+                strstr(e->print->buf, msg)) {
+                assert_int_equal(e->pid, getpid());
+                prints++;
+            }
+            if (e->event_case == PERFETTO__PROTOS__FTRACE_EVENT__EVENT_GENERIC &&
+                !strcmp(e->generic->event_name, "task_rename")) {
+                int comm_ok = 0, pid_ok = 0;
+
+                for (size_t j = 0; j < e->generic->n_field; j++) {
+                    Perfetto__Protos__GenericFtraceEvent__Field *f = e->generic->field[j];
+
+                    if (!strcmp(f->name, "newcomm") && f->str_value &&
+                        !strcmp(f->str_value, "tbftrace"))
+                        comm_ok = 1;
+                    if (!strcmp(f->name, "pid") &&
+                        f->value_case ==
+                            PERFETTO__PROTOS__GENERIC_FTRACE_EVENT__FIELD__VALUE_INT_VALUE &&
+                        f->int_value == getpid())
+                        pid_ok = 1;
+                }
+                renames += comm_ok && pid_ok;
+            }
+        }
+        perfetto__protos__trace_packet__free_unpacked(pkt, NULL);
+    }
+    assert_int_equal(prints, 3);
+    assert_int_equal(renames, 1);
+}
+
 static void test_marker_roundtrip(void **state)
 {
     static const char *const ev[] = {"ftrace/print", "task_rename"};
@@ -124,6 +179,7 @@ static void test_marker_roundtrip(void **state)
     NEED_KERNEL(state);
     clock_before = slurp(TRACEFS "/trace_clock");
     on_before = slurp(TRACEFS "/tracing_on");
+    assert_int_equal(tb_bundler_new(sysconf(_SC_NPROCESSORS_CONF), false, &h.bundler), 0);
     assert_int_equal(tb_ftrace_new(&o, &f), 0);
     snprintf(name, sizeof(name), "%s", tb_ftrace_name(f));
     assert_true(instance_exists(name));
@@ -145,10 +201,12 @@ static void test_marker_roundtrip(void **state)
         assert_int_equal(over, 0);
     }
     assert_int_equal(tb_ftrace_overrun(f, 9999, &over) < 0, 1);
+    check_encoded(h.bundler, msg);
     /* Read once, gone: a second pass sees nothing new. */
     h.found = 0;
     assert_int_equal(tb_ftrace_read(f, on_event, &h), 0);
     tb_ftrace_free(f);
+    tb_bundler_free(h.bundler);
     assert_false(instance_exists(name));
     clock_after = slurp(TRACEFS "/trace_clock");
     on_after = slurp(TRACEFS "/tracing_on");
