@@ -14,15 +14,17 @@
  *                                 records: varint size + packet or fragment
  *
  * - Memory is bounded: each stored chunk is charged tb_tbuf_chunk_footprint()
- *   bytes against the configured size. RING_BUFFER evicts the oldest stored
- *   chunks (by copy order) to make room; DISCARD rejects a chunk that does
- *   not fit.
+ *   bytes against the configured size (freed blocks kept for reuse count
+ *   against it too). RING_BUFFER evicts the oldest stored chunks (by copy
+ *   order) to make room; DISCARD rejects a chunk that does not fit.
  * - Reading drains: packets come out whole, once, in chunk/record order per
  *   sequence (sequences interleave in no particular order); fully read chunks
  *   are freed and their bytes become available again.
  * - A chunk copied again with the same (producer, writer, chunk_id) (scraped
  *   while BeingWritten, committed later) supersedes the earlier copy and never
- *   yields a packet twice.
+ *   yields a packet twice, as long as it is still stored or was the last
+ *   chunk read on its sequence (the scrape-then-commit case). An older chunk
+ *   arriving after later ones were read is stored and read as new.
  * - Losses (overwrite, gaps, orphan fragments, corrupt chunks, aborted
  *   packets) set previous_packet_dropped on the next packet of the sequence.
  *
