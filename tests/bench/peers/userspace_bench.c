@@ -1,0 +1,159 @@
+/*
+ * userspace_bench.c - tb_bench_user, the per-event cost of the userspace
+ * peers of libtracebpf, measured the same way for each: THREADS threads
+ * released together, each firing COUNT events back to back; the cost is the
+ * wall time one thread spends per event.
+ *
+ *   tb_bench_user clock  THREADS COUNT        clock_gettime(CLOCK_BOOTTIME)
+ *   tb_bench_user marker THREADS COUNT PATH   write() of 16 bytes to PATH
+ *                                             (an ftrace trace_marker)
+ *   tb_bench_user lttng  THREADS COUNT        one LTTng-UST tracepoint (only
+ *                                             when built with TB_BENCH_LTTNG)
+ *
+ * Prints one line: "MODE threads=N events=M ns_per_event=X errors=E".
+ * Whether a tracer is enabled is the caller's business (tracing_on, an
+ * LTTng session); this program only fires.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef TB_BENCH_LTTNG
+#include "tb_lttng_tp.h"
+#endif
+
+#define MAX_THREADS 64
+
+enum mode { MODE_CLOCK, MODE_MARKER, MODE_LTTNG };
+
+struct shared {
+    pthread_barrier_t start;
+    enum mode mode;
+    uint64_t count;
+    int fd;
+};
+
+struct worker {
+    pthread_t thread;
+    struct shared *sh;
+    uint64_t errors;
+    uint64_t sink; /* keeps the clock reads alive */
+};
+
+static void *run(void *arg)
+{
+    static const char payload[16] = "tb-bench-marker\n";
+    struct worker *w = arg;
+    struct shared *sh = w->sh;
+    struct timespec ts;
+
+    pthread_barrier_wait(&sh->start);
+    for (uint64_t i = 0; i < sh->count; i++) {
+        switch (sh->mode) {
+        case MODE_CLOCK:
+            clock_gettime(CLOCK_BOOTTIME, &ts);
+            w->sink += (uint64_t)ts.tv_nsec;
+            break;
+        case MODE_MARKER:
+            if (write(sh->fd, payload, sizeof(payload)) != (ssize_t)sizeof(payload))
+                w->errors++;
+            break;
+        case MODE_LTTNG:
+#ifdef TB_BENCH_LTTNG
+            lttng_ust_tracepoint(tb_bench, event, i);
+#endif
+            break;
+        }
+    }
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int parse_mode(const char *s, enum mode *m)
+{
+    if (!strcmp(s, "clock"))
+        *m = MODE_CLOCK;
+    else if (!strcmp(s, "marker"))
+        *m = MODE_MARKER;
+    else if (!strcmp(s, "lttng"))
+        *m = MODE_LTTNG;
+    else
+        return -EINVAL;
+#ifndef TB_BENCH_LTTNG
+    if (*m == MODE_LTTNG)
+        return -ENOTSUP;
+#endif
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct worker workers[MAX_THREADS] = {0};
+    struct shared sh = {.fd = -1};
+    unsigned long threads;
+    uint64_t errors = 0;
+    int err = 0, ret = 1;
+    unsigned long i;
+    double t0, t1;
+
+    if (argc < 4 || parse_mode(argv[1], &sh.mode)) {
+        fprintf(stderr, "usage: tb_bench_user clock|marker PATH|lttng THREADS COUNT [PATH]\n");
+        return 2;
+    }
+    threads = strtoul(argv[2], NULL, 0);
+    sh.count = strtoull(argv[3], NULL, 0);
+    if (threads < 1 || threads > MAX_THREADS || !sh.count) {
+        fprintf(stderr, "tb_bench_user: THREADS must be 1..%d and COUNT > 0\n", MAX_THREADS);
+        return 2;
+    }
+    if (sh.mode == MODE_MARKER) {
+        if (argc < 5) {
+            fprintf(stderr, "tb_bench_user: marker needs the trace_marker path\n");
+            return 2;
+        }
+        sh.fd = open(argv[4], O_WRONLY | O_CLOEXEC);
+        if (sh.fd < 0) {
+            fprintf(stderr, "tb_bench_user: %s: %s\n", argv[4], strerror(errno));
+            return 1;
+        }
+    }
+    /* The barrier counts main too, so the clock starts with the workers. */
+    pthread_barrier_init(&sh.start, NULL, (unsigned int)threads + 1);
+    for (i = 0; i < threads; i++) {
+        workers[i].sh = &sh;
+        err = pthread_create(&workers[i].thread, NULL, run, &workers[i]);
+        if (err) {
+            fprintf(stderr, "tb_bench_user: thread %lu: %s\n", i, strerror(err));
+            /* Nothing started can pass the barrier now; exit tears down. */
+            _exit(1);
+        }
+    }
+    pthread_barrier_wait(&sh.start);
+    t0 = now_s();
+    for (i = 0; i < threads; i++) {
+        pthread_join(workers[i].thread, NULL);
+        errors += workers[i].errors;
+    }
+    t1 = now_s();
+    printf("%s threads=%lu events=%llu ns_per_event=%.2f errors=%llu\n", argv[1], threads,
+           (unsigned long long)(sh.count * threads), (t1 - t0) * 1e9 / (double)sh.count,
+           (unsigned long long)errors);
+    ret = errors ? 1 : 0;
+    pthread_barrier_destroy(&sh.start);
+    if (sh.fd >= 0)
+        close(sh.fd);
+    return ret;
+}
