@@ -142,17 +142,25 @@ uint32_t tb_bpf_probes_events(const struct tb_bpf_probes *p)
     return p->events;
 }
 
-void tb_bpf_probes_free(struct tb_bpf_probes *p)
+void tb_bpf_probes_stop(struct tb_bpf_probes *p)
 {
     size_t i;
 
-    if (!p)
-        return;
     /* Detach first so nothing writes into rings being drained for the last time. */
     for (i = 0; i < NR_UNITS; i++) {
         if (p->state[i])
             units[i]->destroy(p->state[i]);
+        p->state[i] = NULL;
     }
+    if (p->rings)
+        tb_bpf_rings_stop(p->rings);
+}
+
+void tb_bpf_probes_free(struct tb_bpf_probes *p)
+{
+    if (!p)
+        return;
+    tb_bpf_probes_stop(p);
     tb_bpf_rings_free(p->rings);
     free(p);
 }

@@ -51,7 +51,15 @@ struct tb_bpf_rings *tb_bpf_probes_rings(struct tb_bpf_probes *p);
 /* tb_bpf_probes_events() - bitmask (1u << TB_REC_*) of attached events. */
 uint32_t tb_bpf_probes_events(const struct tb_bpf_probes *p);
 
-/* tb_bpf_probes_free() - stop draining, detach every link, close all. NULL ok. */
+/*
+ * tb_bpf_probes_stop() - detach every program, then drain the rings one last
+ * time and stop the drain thread: every record counted in the loss counters'
+ * total has then been delivered or counted as dropped. The rings and
+ * counters stay readable until tb_bpf_probes_free(). Idempotent.
+ */
+void tb_bpf_probes_stop(struct tb_bpf_probes *p);
+
+/* tb_bpf_probes_free() - stop (see above) and close everything. NULL ok. */
 void tb_bpf_probes_free(struct tb_bpf_probes *p);
 
 #endif /* TB_PRODUCERS_FTRACE_BPF_PROBES_H */
