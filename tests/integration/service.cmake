@@ -1,0 +1,5 @@
+# The traced-bpf daemon end to end: the real binary on real sockets in a temp
+# dir, test producers writing raw chunks, the consumer client reading back.
+tb_unit_test(NAME service_e2e_test SOURCES integration/service_e2e_test.c
+             LIBS tb_service_core LABELS integration TIMEOUT 180)
+add_dependencies(service_e2e_test traced-bpf)
