@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "common/consumer_client.h"
 #include "common/event_loop.h"
@@ -676,6 +677,128 @@ static void test_consumer_disconnect_frees_session(void **state)
     tprod_free(&tp);
 }
 
+/* Walks "0A varint(len) packet" records, inflating compressed_packets. */
+static void tally_trace(struct tally *t, const uint8_t *d, size_t n, unsigned *compressed)
+{
+    size_t off = 0;
+
+    while (off < n) {
+        uint64_t len = 0;
+        unsigned shift = 0;
+        Perfetto__Protos__TracePacket *p;
+
+        assert_int_equal(d[off++], 0x0a);
+        while (d[off] & 0x80) {
+            len |= (uint64_t)(d[off++] & 0x7f) << shift;
+            shift += 7;
+        }
+        len |= (uint64_t)d[off++] << shift;
+        assert_true(off + len <= n);
+        p = perfetto__protos__trace_packet__unpack(NULL, len, d + off);
+        assert_non_null(p);
+        if (p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_COMPRESSED_PACKETS) {
+            uLongf cap = 64u << 20, out_len = cap;
+            uint8_t *out = malloc(cap);
+
+            assert_int_equal(
+                uncompress(out, &out_len, p->compressed_packets.data, p->compressed_packets.len),
+                Z_OK);
+            (*compressed)++;
+            tally_trace(t, out, out_len, compressed);
+            free(out);
+        } else {
+            tally_packet(t, d + off, len);
+        }
+        perfetto__protos__trace_packet__free_unpacked(p, NULL);
+        off += len;
+    }
+}
+
+static void run_file_session(bool deflate)
+{
+    Perfetto__Protos__TraceConfig cfg;
+    Perfetto__Protos__TraceConfig__BufferConfig buf, *bufs[1];
+    Perfetto__Protos__TraceConfig__DataSource ds, *dss[1];
+    Perfetto__Protos__DataSourceConfig dsc;
+    Perfetto__Protos__TraceConfig__CompressionConfig cc_cfg;
+    Perfetto__Protos__TraceConfig__CompressionConfig__Deflate dfl;
+    char path[400];
+    struct tally t = {0};
+    unsigned compressed = 0;
+    struct tprod tp;
+    struct tb_cc *cc;
+    bool done = false;
+    struct stat st;
+    uint8_t *data;
+    int fd, err = 0;
+
+    snprintf(path, sizeof(path), "%s/trace-%d.pftrace", dir, deflate);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(tprod_connect(&tp, "file-producer", "e2e.test"), 0);
+    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    /* A buffer far smaller than the data: only periodic writes keep it all. */
+    config(&cfg, &buf, bufs, &ds, dss, &dsc, 512, false);
+    cfg.has_write_into_file = true;
+    cfg.write_into_file = true;
+    cfg.has_file_write_period_ms = true;
+    cfg.file_write_period_ms = 100;
+    if (deflate) {
+        perfetto__protos__trace_config__compression_config__init(&cc_cfg);
+        perfetto__protos__trace_config__compression_config__deflate__init(&dfl);
+        cc_cfg.deflate = &dfl;
+        cfg.compression = &cc_cfg;
+    }
+    assert_int_equal(tb_cc_enable(cc, &cfg, fd), 0);
+    wait_started(&tp);
+    register_writer(&tp, 1);
+    {
+        struct wthread th;
+        uint8_t pkt[512];
+
+        memset(&th, 0, sizeof(th));
+        th.w.tp = &tp;
+        th.w.wid = 1;
+        for (unsigned i = 0; i < 6000; i++) {
+            mw_write(&th.w, pkt, make_packet(pkt, 1, i, 200));
+            if (i % 500 == 499) {
+                mw_release(&th.w);
+                send_commits(&tp, tp.target);
+                sync_producer(&tp);
+                sleep_ms(120); /* let a file write pass drain the buffer */
+            }
+        }
+    }
+    assert_int_equal(tb_cc_disable(cc, 5000), 0);
+    for (int i = 0; i < 100 && !done; i++)
+        err = tb_cc_wait(cc, 100, &done);
+    assert_true(done);
+    assert_int_equal(err, 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    data = malloc((size_t)st.st_size);
+    assert_int_equal(pread(fd, data, (size_t)st.st_size, 0), st.st_size);
+    tally_trace(&t, data, (size_t)st.st_size, &compressed);
+    free(data);
+    close(fd);
+    unlink(path);
+    assert_int_equal(t.packets, 6000);
+    assert_int_equal(t.bad_order, 0);
+    assert_true(t.stats);
+    assert_true(deflate ? compressed > 0 : compressed == 0);
+    tb_cc_free(cc);
+    tprod_free(&tp);
+}
+
+static void test_write_into_file(void **state)
+{
+    run_file_session(false);
+}
+
+static void test_write_into_file_deflate(void **state)
+{
+    run_file_session(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -684,6 +807,8 @@ int main(void)
         cmocka_unit_test(test_liar_and_good_producer),
         cmocka_unit_test(test_sigkill_producer),
         cmocka_unit_test(test_consumer_disconnect_frees_session),
+        cmocka_unit_test(test_write_into_file),
+        cmocka_unit_test(test_write_into_file_deflate),
     };
 
     signal(SIGPIPE, SIG_IGN);
