@@ -4,6 +4,11 @@
  * sched_process_fork and sched_process_exit, counted for the whole system
  * and, separately, for the workload's tree of tasks.
  *
+ * BTF tracepoints (tp_btf) on purpose: a classic tracepoint program that
+ * returns 0 suppresses the perf samples of that tracepoint for every perf
+ * user, which would starve the "perf record" run under test; tp_btf
+ * programs sit beside ftrace and perf without touching them.
+ *
  * The tree is keyed by thread id because every tracer names the current task
  * by its thread id. User space seeds it with the workload's first task before
  * that task runs; sched_process_fork adds each child of a member, so threads
@@ -11,6 +16,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 #include "count.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -49,43 +55,43 @@ static __always_inline bool hit(__u32 tp)
     return true;
 }
 
-SEC("tp/sched/sched_switch")
+SEC("tp_btf/sched_switch")
 int count_switch(void *ctx)
 {
     hit(TB_COUNT_SWITCH);
     return 0;
 }
 
-SEC("tp/sched/sched_waking")
+SEC("tp_btf/sched_waking")
 int count_waking(void *ctx)
 {
     hit(TB_COUNT_WAKING);
     return 0;
 }
 
-SEC("tp/sched/sched_wakeup_new")
+SEC("tp_btf/sched_wakeup_new")
 int count_wakeup_new(void *ctx)
 {
     hit(TB_COUNT_WAKEUP_NEW);
     return 0;
 }
 
-SEC("tp/sched/sched_process_fork")
-int count_fork(struct trace_event_raw_sched_process_fork *ctx)
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(count_fork, struct task_struct *parent, struct task_struct *child)
 {
-    __u32 child;
+    __u32 tid;
     __u8 one = 1;
 
     /* The fork tracepoint runs in the parent, so "current" is the parent. */
     if (!hit(TB_COUNT_FORK))
         return 0;
-    child = (__u32)ctx->child_pid;
-    if (bpf_map_update_elem(&tree, &child, &one, BPF_ANY))
+    tid = (__u32)child->pid;
+    if (bpf_map_update_elem(&tree, &tid, &one, BPF_ANY))
         add(TB_COUNT_SLOT_OVERFLOW);
     return 0;
 }
 
-SEC("tp/sched/sched_process_exit")
+SEC("tp_btf/sched_process_exit")
 int count_exit(void *ctx)
 {
     hit(TB_COUNT_EXIT);
