@@ -185,6 +185,8 @@ void tb_svc_producer_disconnect(struct tb_svc_producer *p)
     if (!p)
         return;
     core = p->core;
+    /* The endpoint is going away: nothing may be sent to it any more. */
+    p->kicked = true;
     /* Commit what it left behind before its memory goes away. */
     if (p->shm && p->scraping)
         tb_svc_producer_scrape(p, NULL);

@@ -1,3 +1,4 @@
 # The traced-bpf service core, driven directly (no sockets).
 tb_unit_test(NAME service_core_test SOURCES unit/service_core_test.c LIBS tb_service_core)
 tb_unit_test(NAME service_packets_test SOURCES unit/service_packets_test.c LIBS tb_service_core)
+tb_unit_test(NAME service_embedded_test SOURCES unit/service_embedded_test.c LIBS tb_service_core)
