@@ -649,6 +649,46 @@ static void test_bad_configs(void **state)
     assert_int_equal(tb_svc_consumer_enable(f->cons.c, &c.cfg, -1, err, sizeof(err)), -ENOMEM);
 }
 
+static void test_deferred_start_and_incremental_clear(void **state)
+{
+    Perfetto__Protos__TraceConfig__IncrementalStateConfig ic =
+        PERFETTO__PROTOS__TRACE_CONFIG__INCREMENTAL_STATE_CONFIG__INIT;
+    Perfetto__Protos__DataSourceDescriptor d = PERFETTO__PROTOS__DATA_SOURCE_DESCRIPTOR__INIT;
+    struct fix *f = *state;
+    struct fake_prod *fp = add_producer(f, "prod", "test.ds", false);
+    struct cfg_store c;
+    char err[128];
+    int i;
+
+    d.name = (char *)"inc.ds";
+    d.has_handles_incremental_state_clear = true;
+    d.handles_incremental_state_clear = true;
+    assert_int_equal(tb_svc_producer_register_ds(fp->p, &d), 0);
+    assert_int_equal(tb_svc_producer_register_ds(fp->p, &d), -EEXIST);
+    make_cfg(&c, 64, "inc.ds");
+    c.cfg.has_deferred_start = true;
+    c.cfg.deferred_start = true;
+    ic.has_clear_period_ms = true;
+    ic.clear_period_ms = 50;
+    c.cfg.incremental_state_config = &ic;
+    assert_int_equal(tb_svc_consumer_enable(f->cons.c, &c.cfg, -1, err, sizeof(err)), 0);
+    /* Set up, but not started until StartTracing. */
+    assert_true(
+        find_cmd(fp, PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__CMD_SETUP_DATA_SOURCE, 0) >= 0);
+    assert_int_equal(
+        find_cmd(fp, PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__CMD_START_DATA_SOURCE, 0), -1);
+    assert_int_equal(tb_svc_consumer_start(f->cons.c), 0);
+    assert_true(
+        find_cmd(fp, PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__CMD_START_DATA_SOURCE, 0) >= 0);
+    assert_int_equal(tb_svc_consumer_start(f->cons.c), -EBUSY);
+    pump(f, 250);
+    i = find_cmd(fp, PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__CMD_CLEAR_INCREMENTAL_STATE, 1);
+    assert_true(i >= 0);
+    assert_int_equal(fp->cmds[i]->clear_incremental_state->n_data_source_ids, 1);
+    tb_svc_producer_disconnect(fp->p);
+    fp_free(fp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,6 +700,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duration_and_late_producer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consumer_disconnect_frees_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_configs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_start_and_incremental_clear, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
