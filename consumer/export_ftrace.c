@@ -67,8 +67,12 @@ static int add_line(struct ftrace_export *x, uint64_t ts, int32_t pid, uint32_t 
     char line[LINE_MAX_LEN];
     int n;
 
-    n = tb_ftrace_prefix(line, sizeof(line), t ? t->comm : NULL, pid, t ? t->tgid : -1, cpu, flags,
-                         ts);
+    /* The idle task is its own group (tgid 0), as the kernel prints it. */
+    n = tb_ftrace_prefix(line, sizeof(line), t ? t->comm : NULL, pid,
+                         pid == 0 ? 0
+                         : t      ? t->tgid
+                                  : -1,
+                         cpu, flags, ts);
     snprintf(line + n, sizeof(line) - (size_t)n - 1, "%s", body);
     n = (int)strlen(line);
     line[n] = '\n';

@@ -2,3 +2,6 @@
 tb_unit_test(NAME cli_main_test SOURCES integration/cli_main_test.c LIBS tb_consumer
              LABELS integration)
 add_dependencies(cli_main_test tracebpf)
+tb_unit_test(NAME cli_export_test SOURCES integration/cli_export_test.c LIBS tb_consumer
+             LABELS integration)
+add_dependencies(cli_export_test tracebpf)
