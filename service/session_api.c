@@ -22,6 +22,9 @@ int tb_svc_consumer_enable(struct tb_svc_consumer *c, const Perfetto__Protos__Tr
 
     if (errlen)
         errbuf[0] = '\0';
+    /* A finished session the consumer never freed makes way for the next. */
+    if (c->session && c->session->state == TB_SVC_DISABLED)
+        tb_svc_consumer_free_buffers(c);
     if (c->session) {
         if (fd >= 0)
             close(fd);

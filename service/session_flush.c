@@ -36,6 +36,7 @@ static void complete(struct tb_svc_core *core, struct tb_svc_flush *f, bool ok)
     struct tb_svc_session *s = f->session;
     struct tb_svc_consumer *c = s->consumer;
     bool from_consumer = f->from_consumer;
+    bool for_stop = f->for_stop;
     uint64_t token = f->token;
     struct tb_svc_list *pos;
 
@@ -53,7 +54,7 @@ static void complete(struct tb_svc_core *core, struct tb_svc_flush *f, bool ok)
     }
     if (from_consumer && c && c->ops && c->ops->flush_done)
         c->ops->flush_done(c->ctx, token, ok);
-    if (s->stop_after_flush && s->state == TB_SVC_DISABLING)
+    if (for_stop && s->stop_after_flush && s->state == TB_SVC_DISABLING)
         tb_svc_session_disable(s, false);
 }
 
@@ -128,6 +129,7 @@ int tb_svc_session_flush(struct tb_svc_session *s, uint32_t timeout_ms, bool fro
         flags = FLUSH_REASON_STOP | FLUSH_INITIATOR_TRACED;
     else
         flags = FLUSH_REASON_PERIODIC | FLUSH_INITIATOR_TRACED;
+    f->for_stop = !from_consumer && s->stop_after_flush;
     s->flushes_requested++;
     for (pos = core->producers.next; pos != &core->producers; pos = pos->next) {
         struct tb_svc_producer *p = tb_svc_container_of(pos, struct tb_svc_producer, node);

@@ -240,6 +240,7 @@ struct tb_svc_flush {
     size_t npending;
     uint64_t timer;
     bool from_consumer;
+    bool for_stop; /* the flush that precedes a stop: continue it when done */
     uint64_t token;
 };
 
