@@ -125,7 +125,24 @@ static int spawn(struct tb_svc_probes *pr)
         if (strncmp(environ[i], "PERFETTO_PRODUCER_SOCK_NAME=", 28))
             env[j++] = environ[i];
     env[j++] = pr->sock_env;
-    err = posix_spawn(&pr->pid, pr->path, NULL, NULL, argv, env);
+    {
+        /* The daemon blocks SIGTERM/SIGINT (signalfd) and ignores SIGPIPE:
+         * the child must start with neither, or it could not be stopped. */
+        posix_spawnattr_t attr;
+        sigset_t none, defs;
+
+        sigemptyset(&none);
+        sigemptyset(&defs);
+        sigaddset(&defs, SIGPIPE);
+        sigaddset(&defs, SIGTERM);
+        sigaddset(&defs, SIGINT);
+        posix_spawnattr_init(&attr);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &defs);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        err = posix_spawn(&pr->pid, pr->path, NULL, &attr, argv, env);
+        posix_spawnattr_destroy(&attr);
+    }
     free(env);
     if (err) {
         tb_err("svc: cannot start %s: %s", pr->path, strerror(err));
