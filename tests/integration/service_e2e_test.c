@@ -339,11 +339,15 @@ struct wthread {
 static void *writer_main(void *arg)
 {
     struct wthread *t = arg;
-    static __thread uint8_t buf[16384];
+    static __thread uint8_t buf[320 * 1024];
 
     for (unsigned i = 0; i < t->npkts; i++) {
-        /* Mostly small packets; every 97th spans several 4 KiB chunks. */
+        /* Mostly small packets; every 97th spans several 4 KiB chunks, and
+         * one of writer 1 is bigger than the SMB and than an IPC frame. */
         size_t pad = i % 97 == 0 ? 9000 + i % 7 : 10 + (i * 37) % 300;
+
+        if (t->w.wid == 1 && i == t->npkts / 2)
+            pad = 300 * 1024;
 
         mw_write(&t->w, buf, make_packet(buf, t->w.wid, i, pad));
     }
