@@ -1,6 +1,8 @@
 /*
  * ipc_client.c - client side of the IPC protocol: one connection, one bound
- * service, pending calls matched to replies by request id.
+ * service, pending calls matched to replies by request id. This file owns
+ * the connection, sending (bind, invoke) and the callback nesting; replies
+ * are read in ipc_client_recv.c, blocking helpers live in ipc_client_sync.c.
  *
  * User callbacks run only from loop events, never from inside an API call:
  * a broken connection noticed while sending is reported from a zero-delay
@@ -15,51 +17,16 @@
 #include <unistd.h>
 
 #include "common/event_loop.h"
+#include "common/ipc_client_priv.h"
 #include "common/ipc_frame.h"
 #include "common/ipc_sock.h"
 #include "common/log.h"
 
 #define DEFAULT_MAX_TX_QUEUE (16u << 20)
-#define MAX_READS_PER_EVENT  16
-
-struct pending {
-    struct pending *next;
-    const ProtobufCMessageDescriptor *desc;
-    tb_ipc_reply_fn fn;
-    void *ctx;
-    uint64_t id;
-};
-
-struct method {
-    char *name;
-    uint32_t id;
-};
-
-struct tb_ipc_client {
-    struct tb_loop *loop;
-    struct tb_ipc_client_opts opts;
-    struct tb_ipc_frame_decoder *dec;
-    struct tb_ipc_txq txq;
-    struct pending *pending;
-    struct method *methods;
-    size_t n_methods;
-    tb_ipc_bind_fn bind_fn;
-    void *bind_ctx;
-    uint64_t bind_request_id; /* 0: no BindService outstanding */
-    uint64_t next_request_id;
-    uint64_t dc_timer;
-    uint32_t service_id;
-    int depth; /* nesting of user callbacks */
-    int fd;
-    bool bound;
-    bool want_out;
-    bool dead;       /* connection lost, on_disconnect still to run */
-    bool free_asked; /* tb_ipc_client_free() called from a callback */
-};
 
 static void really_free(struct tb_ipc_client *c)
 {
-    struct pending *p;
+    struct tb_ipcc_pending *p;
     size_t i;
 
     if (c->fd >= 0) {
@@ -137,7 +104,7 @@ int tb_ipc_client_new(struct tb_loop *loop, const struct tb_ipc_client_opts *opt
 static void finish_disconnect(void *ctx)
 {
     struct tb_ipc_client *c = ctx;
-    struct pending *p;
+    struct tb_ipcc_pending *p;
 
     c->dc_timer = 0;
     enter(c);
@@ -159,7 +126,7 @@ static void finish_disconnect(void *ctx)
     leave(c);
 }
 
-static void disconnect(struct tb_ipc_client *c, const char *why)
+void tb_ipcc_disconnect(struct tb_ipc_client *c, const char *why)
 {
     if (c->dead || c->fd < 0)
         return;
@@ -186,7 +153,7 @@ static void flush(struct tb_ipc_client *c)
     bool want;
 
     if (err && err != -EAGAIN) {
-        disconnect(c, strerror(-err));
+        tb_ipcc_disconnect(c, strerror(-err));
         return;
     }
     want = c->txq.head != NULL;
@@ -219,159 +186,6 @@ static int send_frame(struct tb_ipc_client *c, Perfetto__Protos__IPCFrame *frame
     return 0;
 }
 
-static struct pending *take_pending(struct tb_ipc_client *c, uint64_t id)
-{
-    struct pending **pp;
-
-    for (pp = &c->pending; *pp; pp = &(*pp)->next) {
-        struct pending *p = *pp;
-
-        if (p->id == id) {
-            *pp = p->next;
-            return p;
-        }
-    }
-    return NULL;
-}
-
-static void on_bind_reply(struct tb_ipc_client *c,
-                          const Perfetto__Protos__IPCFrame__BindServiceReply *r)
-{
-    bool ok = r->success && r->service_id;
-    size_t i;
-
-    c->bind_request_id = 0;
-    if (ok) {
-        c->methods = calloc(r->n_methods ? r->n_methods : 1, sizeof(*c->methods));
-        if (!c->methods) {
-            ok = false;
-        } else {
-            for (i = 0; i < r->n_methods; i++) {
-                const char *name = r->methods[i]->name;
-
-                /* Id 0 or a nameless entry cannot be called: skip it. */
-                if (!name || !r->methods[i]->id)
-                    continue;
-                c->methods[c->n_methods].name = strdup(name);
-                if (!c->methods[c->n_methods].name)
-                    continue;
-                c->methods[c->n_methods++].id = r->methods[i]->id;
-            }
-            c->service_id = r->service_id;
-            c->bound = true;
-        }
-    }
-    if (c->bind_fn)
-        c->bind_fn(c, ok, c->bind_ctx);
-}
-
-static void on_invoke_reply(struct tb_ipc_client *c, uint64_t id,
-                            const Perfetto__Protos__IPCFrame__InvokeMethodReply *r, int *fd)
-{
-    struct pending *p = take_pending(c, id);
-    struct tb_ipc_reply reply = {.request_id = id, .fd = -1};
-
-    if (!p)
-        return; /* unknown id: late reply to a forgotten call */
-    reply.success = r->success;
-    reply.has_more = r->success && r->has_more;
-    if (reply.success && p->desc) {
-        reply.msg =
-            protobuf_c_message_unpack(p->desc, NULL, r->reply_proto.len, r->reply_proto.data);
-        if (!reply.msg) {
-            tb_warn("ipc: cannot decode %s reply to request %llu", p->desc->name,
-                    (unsigned long long)id);
-            reply.success = false;
-            reply.has_more = false;
-        }
-    }
-    reply.fd = *fd;
-    *fd = -1;
-    if (reply.has_more) {
-        /* Still streaming: keep the call first so the callback may see it. */
-        p->next = c->pending;
-        c->pending = p;
-    }
-    p->fn(c, &reply, p->ctx);
-    if (!reply.has_more)
-        free(p);
-    if (reply.msg)
-        protobuf_c_message_free_unpacked(reply.msg, NULL);
-    if (reply.fd >= 0)
-        close(reply.fd);
-}
-
-static void on_request_error(struct tb_ipc_client *c, uint64_t id, const char *msg)
-{
-    struct pending *p = take_pending(c, id);
-    struct tb_ipc_reply reply = {.request_id = id, .fd = -1};
-
-    tb_warn("ipc: host rejected request %llu: %s", (unsigned long long)id, msg ? msg : "");
-    if (c->bind_request_id == id) {
-        c->bind_request_id = 0;
-        if (c->bind_fn)
-            c->bind_fn(c, false, c->bind_ctx);
-    }
-    if (p) {
-        p->fn(c, &reply, p->ctx);
-        free(p);
-    }
-}
-
-static void on_frame(struct tb_ipc_client *c, const Perfetto__Protos__IPCFrame *f, int fd)
-{
-    switch (f->msg_case) {
-    case PERFETTO__PROTOS__IPCFRAME__MSG_MSG_BIND_SERVICE_REPLY:
-        if (c->bind_request_id && f->request_id == c->bind_request_id)
-            on_bind_reply(c, f->msg_bind_service_reply);
-        break;
-    case PERFETTO__PROTOS__IPCFRAME__MSG_MSG_INVOKE_METHOD_REPLY:
-        on_invoke_reply(c, f->request_id, f->msg_invoke_method_reply, &fd);
-        break;
-    case PERFETTO__PROTOS__IPCFRAME__MSG_MSG_REQUEST_ERROR:
-        on_request_error(c, f->request_id, f->msg_request_error->error);
-        break;
-    default:
-        tb_debug("ipc: client ignoring frame of type %d", (int)f->msg_case);
-        break;
-    }
-    if (fd >= 0)
-        close(fd);
-}
-
-static void read_frames(struct tb_ipc_client *c)
-{
-    int i;
-
-    for (i = 0; i < MAX_READS_PER_EVENT && !c->dead && !c->free_asked; i++) {
-        Perfetto__Protos__IPCFrame *frame;
-        int err, rfd;
-        size_t room;
-        ssize_t n;
-        void *dst;
-
-        err = tb_ipc_frame_decoder_begin_receive(c->dec, &dst, &room);
-        if (err)
-            break;
-        n = tb_ipc_sock_recv(c->fd, dst, room, &rfd);
-        if (n == -EAGAIN)
-            return;
-        if (n <= 0) {
-            disconnect(c, n ? strerror((int)-n) : "host closed the connection");
-            return;
-        }
-        err = tb_ipc_frame_decoder_end_receive_fd(c->dec, (size_t)n, rfd);
-        while (!c->free_asked && (frame = tb_ipc_frame_decoder_pop_fd(c->dec, &rfd))) {
-            on_frame(c, frame, rfd);
-            tb_ipc_frame_free(frame);
-        }
-        if (err) {
-            tb_warn("ipc: bad stream from host: %s", strerror(-err));
-            disconnect(c, "bad stream");
-        }
-    }
-}
-
 static void on_event(void *ctx, int fd, uint32_t events)
 {
     struct tb_ipc_client *c = ctx;
@@ -380,7 +194,7 @@ static void on_event(void *ctx, int fd, uint32_t events)
     if (events & TB_LOOP_OUT)
         flush(c);
     if (!c->dead && (events & (TB_LOOP_IN | TB_LOOP_ERR)))
-        read_frames(c);
+        tb_ipcc_read_frames(c);
     leave(c);
 }
 
@@ -452,7 +266,7 @@ int tb_ipc_client_bind(struct tb_ipc_client *client, const char *service_name, t
     return 0;
 }
 
-static const struct method *find_method(const struct tb_ipc_client *c, const char *name)
+static const struct tb_ipcc_method *find_method(const struct tb_ipc_client *c, const char *name)
 {
     size_t i;
 
@@ -475,8 +289,8 @@ int tb_ipc_client_invoke(struct tb_ipc_client *client, const char *method,
     Perfetto__Protos__IPCFrame frame = PERFETTO__PROTOS__IPCFRAME__INIT;
     Perfetto__Protos__IPCFrame__InvokeMethod im = PERFETTO__PROTOS__IPCFRAME__INVOKE_METHOD__INIT;
     uint64_t id = client->next_request_id;
-    const struct method *m;
-    struct pending *p = NULL;
+    const struct tb_ipcc_method *m;
+    struct tb_ipcc_pending *p = NULL;
     uint8_t *payload = NULL;
     int err;
 
@@ -530,116 +344,5 @@ int tb_ipc_client_invoke(struct tb_ipc_client *client, const char *method,
 out:
     free(payload);
     free(p);
-    return err;
-}
-
-struct sync_state {
-    ProtobufCMessage *msg;
-    int fd;
-    bool done;
-    bool success;
-};
-
-static void sync_bind_done(struct tb_ipc_client *c, bool success, void *ctx)
-{
-    struct sync_state *st = ctx;
-
-    st->done = true;
-    st->success = success;
-}
-
-static void sync_reply(struct tb_ipc_client *c, struct tb_ipc_reply *r, void *ctx)
-{
-    struct sync_state *st = ctx;
-
-    /* Keep only the last reply of a stream, and the first fd seen. */
-    if (st->msg)
-        protobuf_c_message_free_unpacked(st->msg, NULL);
-    st->msg = r->msg;
-    r->msg = NULL;
-    if (st->fd < 0) {
-        st->fd = r->fd;
-        r->fd = -1;
-    }
-    st->success = r->success;
-    st->done = !r->has_more;
-}
-
-/* Pumps the loop until @st->done or the deadline. */
-static int pump(struct tb_ipc_client *c, struct sync_state *st, uint64_t deadline)
-{
-    while (!st->done) {
-        uint64_t now = tb_loop_now_ms();
-        int err;
-
-        if (now >= deadline)
-            return -ETIMEDOUT;
-        err = tb_loop_run_once(c->loop, (int)(deadline - now));
-        if (err)
-            return err;
-    }
-    return 0;
-}
-
-int tb_ipc_client_connect_sync(struct tb_ipc_client *client, const char *name,
-                               const char *service_name, int timeout_ms)
-{
-    uint64_t deadline = tb_loop_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
-    struct sync_state st = {.fd = -1};
-    int err;
-
-    err = tb_ipc_client_connect(client, name);
-    if (err)
-        return err;
-    err = tb_ipc_client_bind(client, service_name, sync_bind_done, &st);
-    if (err)
-        return err;
-    err = pump(client, &st, deadline);
-    if (err) {
-        client->bind_fn = NULL; /* @st is going out of scope */
-        return err;
-    }
-    return st.success ? 0 : (tb_ipc_client_connected(client) ? -EPROTONOSUPPORT : -ENOTCONN);
-}
-
-int tb_ipc_client_invoke_sync(struct tb_ipc_client *client, const char *method,
-                              const ProtobufCMessage *args,
-                              const ProtobufCMessageDescriptor *reply_desc, int fd_to_send,
-                              int timeout_ms, ProtobufCMessage **reply_out, int *fd_out)
-{
-    uint64_t deadline = tb_loop_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
-    struct sync_state st = {.fd = -1};
-    uint64_t id;
-    int err;
-
-    if (reply_out)
-        *reply_out = NULL;
-    if (fd_out)
-        *fd_out = -1;
-    err = tb_ipc_client_invoke(client, method, args, reply_desc, sync_reply, &st, fd_to_send, &id);
-    if (err)
-        return err;
-    err = pump(client, &st, deadline);
-    if (err) {
-        free(take_pending(client, id)); /* @st is going out of scope */
-        goto out;
-    }
-    if (!st.success) {
-        err = tb_ipc_client_connected(client) ? -ECANCELED : -ENOTCONN;
-        goto out;
-    }
-    if (reply_out) {
-        *reply_out = st.msg;
-        st.msg = NULL;
-    }
-    if (fd_out) {
-        *fd_out = st.fd;
-        st.fd = -1;
-    }
-out:
-    if (st.msg)
-        protobuf_c_message_free_unpacked(st.msg, NULL);
-    if (st.fd >= 0)
-        close(st.fd);
     return err;
 }

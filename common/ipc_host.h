@@ -87,6 +87,7 @@ struct tb_ipc_host_stats {
     uint64_t disconnects_oversize;    /* header over max_frame_size */
     uint64_t disconnects_slow_reader; /* tx queue over max_tx_queue_bytes */
     uint64_t invoke_errors;           /* success=false replies for bad invokes */
+    uint64_t accept_pauses;           /* accepting paused ~100 ms: out of fds (EMFILE/ENFILE) */
 };
 
 /**
