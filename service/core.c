@@ -14,6 +14,18 @@
 #include "common/log.h"
 #include "common/shm.h"
 
+#ifndef TB_VERSION_STRING
+#define TB_VERSION_STRING "traced-bpf"
+#endif
+
+/* Session states as QueryServiceState spells them. */
+static const char *const state_names[] = {
+    [TB_SVC_CONFIGURED] = "CONFIGURED",
+    [TB_SVC_STARTED] = "STARTED",
+    [TB_SVC_DISABLING] = "DISABLING_WAITING_STOP_ACKS",
+    [TB_SVC_DISABLED] = "DISABLED",
+};
+
 static const struct tb_svc_limits default_limits = {
     .max_producers = 512,
     .max_smb_bytes = TB_SHM_MAX_SIZE,
@@ -291,11 +303,43 @@ int tb_svc_core_query_state(struct tb_svc_core *core, Perfetto__Protos__TracingS
     out->num_sessions = (int32_t)core->num_sessions;
     out->has_num_sessions_started = true;
     out->num_sessions_started = 0;
+    out->tracing_service_version = strdup(TB_VERSION_STRING);
+    out->has_supports_tracing_sessions = true;
+    out->supports_tracing_sessions = true;
+    if (core->num_sessions) {
+        out->tracing_sessions = calloc(core->num_sessions, sizeof(*out->tracing_sessions));
+        if (!out->tracing_sessions)
+            goto nomem;
+    }
     for (pos = core->sessions.next; pos != &core->sessions; pos = pos->next) {
         struct tb_svc_session *s = tb_svc_container_of(pos, struct tb_svc_session, node);
+        Perfetto__Protos__TracingServiceState__TracingSession *ts;
 
         if (s->state == TB_SVC_STARTED)
             out->num_sessions_started++;
+        if (out->n_tracing_sessions >= core->num_sessions)
+            continue;
+        ts = calloc(1, sizeof(*ts));
+        if (!ts)
+            goto nomem;
+        perfetto__protos__tracing_service_state__tracing_session__init(ts);
+        out->tracing_sessions[out->n_tracing_sessions++] = ts;
+        ts->has_id = true;
+        ts->id = s->id;
+        ts->has_consumer_uid = true;
+        ts->consumer_uid = s->consumer ? (int32_t)s->consumer->uid : -1;
+        ts->state = (char *)state_names[s->state];
+        ts->has_is_started = true;
+        ts->is_started = s->state == TB_SVC_STARTED;
+        ts->has_num_data_sources = true;
+        ts->num_data_sources = (uint32_t)tb_svc_session_num_instances(s);
+        ts->has_duration_ms = s->cfg->has_duration_ms;
+        ts->duration_ms = s->cfg->duration_ms;
+        ts->buffer_size_kb = calloc(s->nbufs ? s->nbufs : 1, sizeof(uint32_t));
+        if (!ts->buffer_size_kb)
+            goto nomem;
+        for (size_t b = 0; b < s->nbufs; b++)
+            ts->buffer_size_kb[ts->n_buffer_size_kb++] = s->cfg->buffers[b]->size_kb;
     }
     return 0;
 nomem:
@@ -319,6 +363,12 @@ void tb_svc_state_clear(Perfetto__Protos__TracingServiceState *st)
                 st->data_sources[i]->ds_descriptor, NULL);
         free(st->data_sources[i]);
     }
+    for (size_t i = 0; i < st->n_tracing_sessions; i++) {
+        free(st->tracing_sessions[i]->buffer_size_kb);
+        free(st->tracing_sessions[i]);
+    }
+    free(st->tracing_sessions);
+    free(st->tracing_service_version);
     free(st->producers);
     free(st->data_sources);
     perfetto__protos__tracing_service_state__init(st);

@@ -616,6 +616,11 @@ static void test_consumer_disconnect_frees_session(void **state)
     assert_string_equal(st.producers[0]->name, "prod");
     assert_int_equal(st.n_data_sources, 1);
     assert_string_equal(st.data_sources[0]->ds_descriptor->name, "test.ds");
+    assert_int_equal(st.n_tracing_sessions, 1);
+    assert_string_equal(st.tracing_sessions[0]->state, "STARTED");
+    assert_int_equal(st.tracing_sessions[0]->n_buffer_size_kb, 1);
+    assert_int_equal(st.tracing_sessions[0]->buffer_size_kb[0], 64);
+    assert_int_equal(st.tracing_sessions[0]->num_data_sources, 1);
     tb_svc_state_clear(&st);
     tb_svc_consumer_disconnect(f->cons.c);
     f->cons.c = NULL;
