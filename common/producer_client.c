@@ -103,8 +103,7 @@ static void on_register_ds_reply(struct tb_ipc_client *c, struct tb_ipc_reply *r
     Perfetto__Protos__RegisterDataSourceResponse *resp = (void *)r->msg;
     struct tb_pc *pc = ctx;
 
-    (void)c;
-    if (!r->success)
+    if (!r->success && tb_ipc_client_connected(c))
         tb_warn("producer %s: RegisterDataSource rejected", pc->producer_name);
     else if (resp && resp->error && resp->error[0])
         tb_warn("producer %s: RegisterDataSource failed: %s", pc->producer_name, resp->error);
