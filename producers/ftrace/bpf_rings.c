@@ -327,6 +327,11 @@ int tb_bpf_rings_consume(struct tb_bpf_rings *r, tb_bpf_record_fn fn, void *ctx)
     return ring_buffer__consume(r->rb);
 }
 
+int tb_bpf_rings_epoll_fd(const struct tb_bpf_rings *r)
+{
+    return ring_buffer__epoll_fd(r->rb);
+}
+
 int tb_bpf_rings_loss_cpu(const struct tb_bpf_rings *r, unsigned int cpu, struct tb_bpf_loss *out)
 {
     struct tb_bpf_stats *vals;

@@ -1,0 +1,421 @@
+/*
+ * ftrace_ds.c - the linux.ftrace data source: splits the FtraceConfig
+ * events between BPF units and the private ftrace instance, refuses (with
+ * the reason logged and written into FtraceStats) what this host cannot
+ * record, drains both on the loop thread on a timer (and early when a BPF
+ * ring fills up) into per-CPU FtraceEventBundles, marks and counts every
+ * loss, and tears the kernel side down on stop.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/libbpf.h>
+
+#include "bpf/proc.h"
+#include "common/event_loop.h"
+#include "common/log.h"
+#include "common/pb_writer.h"
+#include "common/trace_writer.h"
+#include "producers/ftrace/bpf_probes.h"
+#include "producers/ftrace/bundle.h"
+#include "producers/ftrace/ftrace_instance.h"
+#include "producers/ftrace/probe_check.h"
+#include "producers/ftrace/probes_producer.h"
+
+/* FtraceStats / FtraceCpuStats fields. */
+#define FS_PHASE        1
+#define FS_CPU_STATS    2
+#define FS_UNKNOWN      6
+#define FS_FAILED       7
+#define FS_PHASE_START  1
+#define FS_PHASE_END    2
+#define FCS_CPU         1
+#define FCS_OVERRUN     3
+#define FCS_DROPPED     8
+#define FCS_READ_EVENTS 9
+
+/* A CPU's queue is written out mid-drain past this, to bound memory. */
+#define EMIT_BYTES (256u << 10)
+
+struct cpu_acct {
+    uint64_t bpf_dropped; /* last seen, to notice new drops */
+    uint64_t overrun;     /* last seen ftrace overrun */
+    uint64_t read_events; /* events delivered into bundles */
+    bool lost;            /* next bundle carries lost_events */
+};
+
+struct ftrace_ds {
+    struct tb_probes *p;
+    struct tb_probes_writer w;
+    uint32_t target_buffer;
+    bool compact;
+    bool refused;
+    uint32_t drain_ms;
+    size_t buffer_kb;
+    char **events; /* every known event, as configured */
+    size_t nr_events;
+    char **raw; /* the non-BPF ones, resolved "group/name" */
+    size_t nr_raw;
+    char **unknown; /* what this kernel does not have */
+    size_t nr_unknown;
+    struct tb_bpf_probes *bpf;
+    struct tb_bpf_rings *rings; /* owned by bpf */
+    struct tb_ftrace *ft;
+    struct tb_bundler *b;
+    unsigned int ncpu;
+    struct cpu_acct *cpu;
+    uint64_t timer;
+    int ring_fd;
+};
+
+static int push(char ***v, size_t *n, const char *s)
+{
+    char **nv = realloc(*v, (*n + 1) * sizeof(char *));
+
+    if (!nv)
+        return -ENOMEM;
+    *v = nv;
+    nv[*n] = strdup(s);
+    if (!nv[*n])
+        return -ENOMEM;
+    (*n)++;
+    return 0;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void emit_cpu(struct ftrace_ds *ds, unsigned int cpu)
+{
+    struct tb_pbw *pbw;
+    int n;
+
+    if (!tb_bundler_pending(ds->b, cpu) && !ds->cpu[cpu].lost)
+        return;
+    if (ds->cpu[cpu].lost)
+        tb_bundler_mark_lost(ds->b, cpu);
+    ds->cpu[cpu].lost = false;
+    pbw = tb_tw_begin_packet(ds->w.tw);
+    n = tb_bundler_emit(ds->b, cpu, pbw);
+    if (n > 0)
+        ds->cpu[cpu].read_events += (uint64_t)n;
+    tb_tw_end_packet(ds->w.tw);
+}
+
+static int on_record(void *ctx, const void *rec, size_t size)
+{
+    const struct tb_rec_hdr *h = rec;
+    struct ftrace_ds *ds = ctx;
+
+    if (size < sizeof(*h))
+        return 0;
+    if (h->type == TB_REC_PROC_FORK && size >= sizeof(struct tb_proc_fork)) {
+        const struct tb_proc_fork *f = rec;
+
+        tb_probes_thread_seen(ds->p, f->child_pid, f->child_tgid, f->child_comm);
+    } else if (h->type == TB_REC_TASK_RENAME && size >= sizeof(struct tb_task_rename)) {
+        const struct tb_task_rename *r = rec;
+
+        tb_probes_thread_seen(ds->p, r->pid, 0, r->newcomm);
+    } else if (h->type == TB_REC_PROC_EXEC && size >= sizeof(struct tb_proc_exec)) {
+        const struct tb_proc_exec *e = rec;
+
+        tb_probes_thread_seen(ds->p, e->pid, e->pid, NULL);
+    }
+    if (tb_bundler_add_bpf(ds->b, rec, size))
+        return 0; /* malformed record: skipped, never fatal */
+    if (h->cpu < ds->ncpu && tb_bundler_pending_bytes(ds->b, h->cpu) > EMIT_BYTES)
+        emit_cpu(ds, h->cpu);
+    return 0;
+}
+
+static int on_raw(void *ctx, int cpu, struct tep_event *ev, struct tep_record *rec)
+{
+    struct ftrace_ds *ds = ctx;
+
+    if (cpu < 0 || (unsigned int)cpu >= ds->ncpu)
+        return 0;
+    if (tb_bundler_add_ftrace(ds->b, cpu, ev, rec))
+        return 0;
+    if (tb_bundler_pending_bytes(ds->b, cpu) > EMIT_BYTES)
+        emit_cpu(ds, cpu);
+    return 0;
+}
+
+static void check_losses(struct ftrace_ds *ds)
+{
+    struct tb_bpf_loss l;
+    unsigned int cpu;
+    uint64_t ov;
+
+    for (cpu = 0; cpu < ds->ncpu; cpu++) {
+        if (ds->rings && !tb_bpf_rings_loss_cpu(ds->rings, cpu, &l) &&
+            l.dropped > ds->cpu[cpu].bpf_dropped) {
+            ds->cpu[cpu].bpf_dropped = l.dropped;
+            ds->cpu[cpu].lost = true;
+        }
+        if (ds->ft && !tb_ftrace_overrun(ds->ft, (int)cpu, &ov) && ov > ds->cpu[cpu].overrun) {
+            ds->cpu[cpu].overrun = ov;
+            ds->cpu[cpu].lost = true;
+        }
+    }
+}
+
+static void drain(struct ftrace_ds *ds)
+{
+    unsigned int cpu;
+    int err;
+
+    if (ds->rings) {
+        err = tb_bpf_rings_consume(ds->rings, on_record, ds);
+        if (err < 0 && err != -EINTR)
+            tb_warn("probes: draining the BPF rings: %s", strerror(-err));
+    }
+    if (ds->ft) {
+        err = tb_ftrace_read(ds->ft, on_raw, ds);
+        if (err < 0)
+            tb_warn("probes: reading ftrace instance %s: %s", tb_ftrace_name(ds->ft),
+                    strerror(-err));
+    }
+    check_losses(ds);
+    for (cpu = 0; cpu < ds->ncpu; cpu++)
+        emit_cpu(ds, cpu);
+    tb_probes_threads_flush(ds->p);
+}
+
+static void on_timer(void *ctx)
+{
+    drain(ctx);
+}
+
+static void on_ring_fd(void *ctx, int fd, uint32_t events)
+{
+    (void)fd;
+    (void)events;
+    drain(ctx);
+}
+
+static void write_stats(struct ftrace_ds *ds, int phase)
+{
+    struct tb_bpf_loss l = {0};
+    struct tb_pbw *pbw;
+    unsigned int cpu;
+    size_t i;
+
+    pbw = tb_probes_begin_packet(&ds->w);
+    tb_pbw_begin_nested(pbw, TB_PKT_FTRACE_STATS);
+    tb_pbw_append_varint(pbw, FS_PHASE, phase);
+    for (cpu = 0; cpu < ds->ncpu && !ds->refused; cpu++) {
+        if (ds->rings)
+            tb_bpf_rings_loss_cpu(ds->rings, cpu, &l);
+        tb_pbw_begin_nested(pbw, FS_CPU_STATS);
+        tb_pbw_append_varint(pbw, FCS_CPU, cpu);
+        tb_pbw_append_varint(pbw, FCS_OVERRUN, ds->cpu[cpu].overrun);
+        tb_pbw_append_varint(pbw, FCS_DROPPED, l.dropped);
+        tb_pbw_append_varint(pbw, FCS_READ_EVENTS, ds->cpu[cpu].read_events);
+        tb_pbw_end_nested(pbw);
+    }
+    for (i = 0; i < ds->nr_unknown; i++)
+        tb_pbw_append_string(pbw, FS_UNKNOWN, ds->unknown[i]);
+    for (i = 0; ds->refused && i < ds->nr_events; i++)
+        tb_pbw_append_string(pbw, FS_FAILED, ds->events[i]);
+    tb_pbw_end_nested(pbw);
+    tb_probes_end_packet(&ds->w);
+}
+
+static int split_events(struct ftrace_ds *ds, const Perfetto__Protos__FtraceConfig *fc)
+{
+    char full[256];
+    size_t i;
+    int err = 0, r;
+
+    for (i = 0; fc && i < fc->n_ftrace_events && !err; i++) {
+        const char *ev = fc->ftrace_events[i];
+
+        if (tb_bpf_event_type(ev) > 0) {
+            err = push(&ds->events, &ds->nr_events, ev);
+            continue;
+        }
+        r = tb_ftrace_resolve(ev, full, sizeof(full));
+        if (r == -ENOENT) {
+            err = push(&ds->unknown, &ds->nr_unknown, ev);
+            continue;
+        }
+        /* Other failures (no tracefs) are named by the check below. */
+        err = push(&ds->events, &ds->nr_events, ev);
+        if (!err && !r)
+            err = push(&ds->raw, &ds->nr_raw, full);
+    }
+    return err;
+}
+
+static void ds_destroy(void *state)
+{
+    struct ftrace_ds *ds = state;
+
+    if (!ds)
+        return;
+    if (ds->timer)
+        tb_loop_cancel_timer(tb_probes_loop(ds->p), ds->timer);
+    if (ds->ring_fd >= 0)
+        tb_loop_del_fd(tb_probes_loop(ds->p), ds->ring_fd);
+    tb_bpf_probes_free(ds->bpf);
+    tb_ftrace_free(ds->ft);
+    tb_bundler_free(ds->b);
+    tb_probes_writer_close(&ds->w);
+    free_strv(ds->events, ds->nr_events);
+    free_strv(ds->raw, ds->nr_raw);
+    free_strv(ds->unknown, ds->nr_unknown);
+    free(ds->cpu);
+    free(ds);
+}
+
+static int ds_create(struct tb_probes *p, uint64_t id,
+                     const Perfetto__Protos__DataSourceConfig *cfg, void **state)
+{
+    const Perfetto__Protos__FtraceConfig *fc = cfg->ftrace_config;
+    struct ftrace_ds *ds;
+    char msg[1024];
+    size_t i;
+    int err, n;
+
+    *state = NULL;
+    ds = calloc(1, sizeof(*ds));
+    if (!ds)
+        return -ENOMEM;
+    ds->p = p;
+    ds->ring_fd = -1;
+    ds->target_buffer = cfg->target_buffer;
+    ds->compact = fc && fc->compact_sched && fc->compact_sched->enabled;
+    ds->drain_ms = fc && fc->drain_period_ms ? fc->drain_period_ms : 100;
+    ds->buffer_kb = fc ? fc->buffer_size_kb : 0;
+    n = libbpf_num_possible_cpus();
+    ds->ncpu = n > 0 ? (unsigned int)n : 1;
+    ds->cpu = calloc(ds->ncpu, sizeof(*ds->cpu));
+    err = ds->cpu ? split_events(ds, fc) : -ENOMEM;
+    if (err)
+        goto out;
+    for (i = 0; i < ds->nr_unknown; i++)
+        tb_warn("probes: ftrace event '%s' does not exist on this kernel; recording the rest",
+                ds->unknown[i]);
+    msg[0] = '\0';
+    err = tb_probe_check((const char *const *)ds->events, ds->nr_events, msg, sizeof(msg));
+    if (err) {
+        /* Kept as an instance so the trace says why it has no kernel data. */
+        tb_err("probes: linux.ftrace instance %llu refused: %s", (unsigned long long)id, msg);
+        ds->refused = true;
+    }
+    err = tb_bundler_new(ds->ncpu, ds->compact, &ds->b);
+    if (err)
+        goto out;
+    *state = ds;
+    return 0;
+out:
+    ds_destroy(ds);
+    return err;
+}
+
+static int ds_start(void *state)
+{
+    struct tb_bpf_probes_opts bo = {0};
+    struct tb_ftrace_opts fo = {0};
+    struct ftrace_ds *ds = state;
+    struct tb_loop *loop = tb_probes_loop(ds->p);
+    int err;
+
+    err = tb_probes_writer_open(&ds->w, tb_probes_pc(ds->p), ds->target_buffer);
+    if (err) {
+        tb_err("probes: linux.ftrace has no writer: %s", strerror(-err));
+        return err;
+    }
+    if (ds->refused) {
+        write_stats(ds, FS_PHASE_START);
+        tb_probes_writer_flush(&ds->w);
+        return 0;
+    }
+    bo.events = (const char *const *)ds->events;
+    bo.nr_events = ds->nr_events;
+    bo.rings.ring_bytes = ds->buffer_kb * 1024;
+    bo.rings.drain_period_ms = ds->drain_ms;
+    err = tb_bpf_probes_new(&bo, &ds->bpf);
+    if (err)
+        return err;
+    ds->rings = tb_bpf_probes_rings(ds->bpf);
+    if (ds->nr_raw) {
+        fo.events = (const char *const *)ds->raw;
+        fo.nr_events = ds->nr_raw;
+        fo.buffer_size_kb = ds->buffer_kb;
+        err = tb_ftrace_new(&fo, &ds->ft);
+        if (err)
+            return err;
+    }
+    if (ds->rings) {
+        err = tb_loop_add_fd(loop, tb_bpf_rings_epoll_fd(ds->rings), TB_LOOP_IN, on_ring_fd, ds);
+        if (err) {
+            tb_err("probes: watching the BPF rings: %s", strerror(-err));
+            return err;
+        }
+        ds->ring_fd = tb_bpf_rings_epoll_fd(ds->rings);
+    }
+    err = tb_loop_add_timer(loop, ds->drain_ms, ds->drain_ms, on_timer, ds, &ds->timer);
+    if (err)
+        return err;
+    write_stats(ds, FS_PHASE_START);
+    tb_info("probes: linux.ftrace started: %zu events (%zu raw ftrace), %s sched encoding",
+            ds->nr_events, ds->nr_raw, ds->compact ? "compact" : "typed");
+    return 0;
+}
+
+static void ds_flush(void *state)
+{
+    struct ftrace_ds *ds = state;
+
+    if (!ds->refused)
+        drain(ds);
+    tb_probes_writer_flush(&ds->w);
+}
+
+static void ds_stop(void *state)
+{
+    struct ftrace_ds *ds = state;
+    struct tb_bpf_loss l = {0};
+    struct tb_loop *loop = tb_probes_loop(ds->p);
+
+    if (ds->timer)
+        tb_loop_cancel_timer(loop, ds->timer);
+    ds->timer = 0;
+    if (ds->ring_fd >= 0)
+        tb_loop_del_fd(loop, ds->ring_fd);
+    ds->ring_fd = -1;
+    if (!ds->refused) {
+        /* Detach first: after this drain, delivered + dropped == attempted. */
+        if (ds->bpf)
+            tb_bpf_probes_stop(ds->bpf);
+        drain(ds);
+        write_stats(ds, FS_PHASE_END);
+        if (ds->rings && !tb_bpf_rings_loss(ds->rings, &l) && l.dropped)
+            tb_warn("probes: %llu of %llu BPF events were dropped (rings full)",
+                    (unsigned long long)l.dropped, (unsigned long long)l.total);
+    } else {
+        write_stats(ds, FS_PHASE_END);
+    }
+    tb_probes_writer_flush(&ds->w);
+    tb_ftrace_free(ds->ft);
+    ds->ft = NULL;
+}
+
+const struct tb_ds_ops tb_ftrace_ds_ops = {
+    .name = "linux.ftrace",
+    .create = ds_create,
+    .start = ds_start,
+    .flush = ds_flush,
+    .stop = ds_stop,
+    .destroy = ds_destroy,
+};
