@@ -1,36 +1,29 @@
 /*
- * producer_client.c - the IPC-thread half of the producer client: create
- * and destroy, connect with back-off, the §3.7 handshake, data source
+ * producer_client.c - the connection of the producer client, on the IPC
+ * thread: connect with back-off, the §3.7 handshake, data source
  * registration, and the GetAsyncCommand stream (SetupTracing, Setup/Start/
- * Stop DataSource, Flush, ClearIncrementalState). The thread-facing half
- * (SMB references, writer ids, commits) is producer_client_smb.c.
+ * Stop DataSource, Flush, ClearIncrementalState). Create/destroy and the
+ * accessors are in producer_client_life.c; SMB references, writer ids and
+ * commits in producer_client_smb.c.
  */
 #include <errno.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/event_loop.h"
 #include "common/ipc_client.h"
-#include "common/ipc_sock.h"
 #include "common/log.h"
 #include "common/producer_client_priv.h"
 #include "perfetto/ipc/producer_port.pb-c.h"
 
-#define PC_SDK_VERSION     "traced-bpf producer_client 1"
-#define PC_DESTROY_SYNC_MS 1000u
-
 typedef Perfetto__Protos__GetAsyncCommandResponse pc_cmd_t;
-
-static void try_connect(void *ctx);
 
 static void schedule_connect(struct tb_pc *pc, uint32_t delay_ms)
 {
     if (pc->destroying || pc->gave_up)
         return;
-    if (tb_loop_add_timer(pc->loop, delay_ms, 0, try_connect, pc, &pc->retry_timer))
+    if (tb_loop_add_timer(pc->loop, delay_ms, 0, tb_pci_try_connect, pc, &pc->retry_timer))
         tb_err("producer %s: cannot arm the reconnect timer (out of memory)", pc->producer_name);
 }
 
@@ -50,7 +43,7 @@ static void connection_gone(struct tb_pc *pc, const char *why)
     pc->state = PC_IDLE;
     pc->n_instances = 0;
     atomic_store(&pc->connected, false);
-    pc_smb_install(pc, NULL); /* new generation: writers move off */
+    tb_pci_smb_install(pc, NULL); /* new generation: writers move off */
     pthread_mutex_lock(&pc->lock);
     pc->flush_ack = 0;
     if (was_connected)
@@ -86,7 +79,7 @@ static void connection_gone(struct tb_pc *pc, const char *why)
     schedule_connect(pc, delay);
 }
 
-int pc_invoke_drop(struct tb_pc *pc, const char *method, const ProtobufCMessage *args)
+int tb_pci_invoke_drop(struct tb_pc *pc, const char *method, const ProtobufCMessage *args)
 {
     int err;
 
@@ -109,7 +102,7 @@ static void on_register_ds_reply(struct tb_ipc_client *c, struct tb_ipc_reply *r
         tb_warn("producer %s: RegisterDataSource failed: %s", pc->producer_name, resp->error);
 }
 
-void pc_register_pending_ds(struct tb_pc *pc)
+void tb_pci_register_pending_ds(struct tb_pc *pc)
 {
     Perfetto__Protos__DataSourceDescriptor **todo;
     size_t i, n = 0;
@@ -205,7 +198,7 @@ static void on_setup_tracing(struct tb_pc *pc, const pc_cmd_t *cmd, struct tb_ip
         page_kb = 1; /* refused below, without overflowing */
     err = tb_shm_attach(fd, page_kb * 1024, &shm);
     if (!err)
-        err = pc_smb_new(pc, shm, &smb);
+        err = tb_pci_smb_new(pc, shm, &smb);
     if (err) {
         tb_err("producer %s: cannot map the shared memory buffer (page %zu KiB): %s",
                pc->producer_name, page_kb, strerror(-err));
@@ -215,7 +208,7 @@ static void on_setup_tracing(struct tb_pc *pc, const pc_cmd_t *cmd, struct tb_ip
         return;
     }
     pc->ipc_smb = smb;
-    pc_smb_install(pc, smb);
+    tb_pci_smb_install(pc, smb);
     tb_debug("producer %s: SMB %zu bytes, %zu-byte pages", pc->producer_name, shm->size,
              shm->page_size);
 }
@@ -274,7 +267,7 @@ static void on_start(struct tb_pc *pc,
     if (notify_start) {
         n.has_data_source_id = true;
         n.data_source_id = s->new_instance_id;
-        pc_invoke_drop(pc, "NotifyDataSourceStarted", &n.base);
+        tb_pci_invoke_drop(pc, "NotifyDataSourceStarted", &n.base);
     }
 }
 
@@ -296,10 +289,10 @@ static void on_stop(struct tb_pc *pc, uint64_t id)
         Perfetto__Protos__NotifyDataSourceStoppedRequest n =
             PERFETTO__PROTOS__NOTIFY_DATA_SOURCE_STOPPED_REQUEST__INIT;
 
-        pc_send_commits(pc, 0);
+        tb_pci_send_commits(pc, 0);
         n.has_data_source_id = true;
         n.data_source_id = id;
-        pc_invoke_drop(pc, "NotifyDataSourceStopped", &n.base);
+        tb_pci_invoke_drop(pc, "NotifyDataSourceStopped", &n.base);
     }
 }
 
@@ -325,7 +318,7 @@ static void dispatch(struct tb_pc *pc, const pc_cmd_t *cmd, struct tb_ipc_reply 
             pc->opts.cb.on_flush(pc, pc->opts.ctx, f->data_source_ids, f->n_data_source_ids,
                                  f->request_id);
         else
-            pc_send_commits(pc, f->request_id);
+            tb_pci_send_commits(pc, f->request_id);
         break;
     }
     case PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__CMD_CLEAR_INCREMENTAL_STATE:
@@ -373,7 +366,7 @@ static void on_init_reply(struct tb_ipc_client *c, struct tb_ipc_reply *r, void 
     pc->stats.connects++;
     pthread_mutex_unlock(&pc->lock);
     tb_debug("producer %s: connected to %s", pc->producer_name, pc->socket_name);
-    pc_register_pending_ds(pc);
+    tb_pci_register_pending_ds(pc);
     if (pc->opts.cb.on_connected)
         pc->opts.cb.on_connected(pc, pc->opts.ctx);
 }
@@ -423,7 +416,7 @@ static void on_ipc_disconnect(struct tb_ipc_client *c, void *ctx)
         connection_gone(pc, "connection closed");
 }
 
-static void try_connect(void *ctx)
+void tb_pci_try_connect(void *ctx)
 {
     struct tb_ipc_client_opts o = {.on_disconnect = on_ipc_disconnect};
     struct tb_pc *pc = ctx;
@@ -445,281 +438,4 @@ static void try_connect(void *ctx)
     if (err)
         return connection_gone(pc, strerror(-err));
     pc->state = PC_BINDING;
-}
-
-static void *ipc_thread_main(void *arg)
-{
-    struct tb_pc *pc = arg;
-    int err = tb_loop_run(pc->loop);
-
-    if (err)
-        tb_err("producer %s: IPC loop failed: %s", pc->producer_name, strerror(-err));
-    return NULL;
-}
-
-static char *dup_or(const char *s, const char *fallback)
-{
-    return strdup(s && s[0] ? s : fallback);
-}
-
-int tb_pc_create(const struct tb_pc_opts *opts, struct tb_pc **out)
-{
-    char default_name[32];
-    sigset_t all, old;
-    struct tb_pc *pc;
-    int err;
-
-    *out = NULL;
-    if (!opts || (!opts->own_thread && !opts->loop))
-        return -EINVAL;
-    pc = calloc(1, sizeof(*pc));
-    if (!pc)
-        return -ENOMEM;
-    pthread_mutex_init(&pc->lock, NULL);
-    pc->opts = *opts;
-    pc->own_thread = opts->own_thread;
-    snprintf(default_name, sizeof(default_name), "tracebpf-%d", (int)getpid());
-    pc->producer_name = dup_or(opts->producer_name, default_name);
-    pc->socket_name = dup_or(opts->socket_name, tb_ipc_sock_default_name(TB_IPC_SOCK_PRODUCER));
-    pc->sdk_version = dup_or(opts->sdk_version, PC_SDK_VERSION);
-    pc->waker = calloc(1, sizeof(*pc->waker));
-    if (!pc->producer_name || !pc->socket_name || !pc->sdk_version || !pc->waker) {
-        err = -ENOMEM;
-        goto out;
-    }
-    pc->waker->pc = pc;
-    pc->opts.producer_name = pc->producer_name;
-    pc->opts.socket_name = pc->socket_name;
-    pc->opts.sdk_version = pc->sdk_version;
-    if (!pc->opts.scraping_mode)
-        pc->opts.scraping_mode = TB_PC_SCRAPING_ENABLED;
-    if (!pc->opts.backoff_initial_ms)
-        pc->opts.backoff_initial_ms = 1000;
-    if (!pc->opts.backoff_max_ms)
-        pc->opts.backoff_max_ms = 30000;
-    if (pc->opts.backoff_max_ms < pc->opts.backoff_initial_ms)
-        pc->opts.backoff_max_ms = pc->opts.backoff_initial_ms;
-    pc->conn_serial = 1;
-    atomic_init(&pc->generation, 0);
-    atomic_init(&pc->connected, false);
-    atomic_init(&pc->inert, false);
-
-    if (pc->own_thread) {
-        err = tb_loop_new(&pc->loop);
-        if (err)
-            goto out;
-    } else {
-        pc->loop = opts->loop;
-    }
-    /* Armed before the thread starts, so no cross-thread post is needed. */
-    err = tb_loop_add_timer(pc->loop, 0, 0, try_connect, pc, &pc->retry_timer);
-    if (err)
-        goto out;
-    if (pc->own_thread) {
-        /* App signals must land on app threads, never on our IPC thread. */
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        err = -pthread_create(&pc->thread, NULL, ipc_thread_main, pc);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (err)
-            goto out;
-        pc->thread_started = true;
-    }
-    *out = pc;
-    return 0;
-out:
-    tb_pc_destroy(pc);
-    return err;
-}
-
-static void quit_loop(void *ctx)
-{
-    struct tb_pc *pc = ctx;
-
-    tb_loop_quit(pc->loop);
-}
-
-static void on_final_sync(struct tb_ipc_client *c, struct tb_ipc_reply *r, void *ctx)
-{
-    (void)c;
-    (void)r;
-    quit_loop(ctx);
-}
-
-/*
- * Last round on the IPC thread: send what app threads posted and the
- * pending commits, then wait for a Sync reply so the service has read them.
- */
-static void shutdown_task(void *ctx)
-{
-    struct tb_pc *pc = ctx;
-
-    pc_drain(pc);
-    if (pc->ipc && pc->state == PC_CONNECTED && tb_ipc_client_has_method(pc->ipc, "Sync") &&
-        !tb_ipc_client_invoke(pc->ipc, "Sync", NULL, NULL, on_final_sync, pc, -1, NULL) &&
-        !tb_loop_add_timer(pc->loop, PC_DESTROY_SYNC_MS, 0, quit_loop, pc, NULL))
-        return;
-    tb_loop_quit(pc->loop);
-}
-
-static void free_plain(struct tb_pc *pc)
-{
-    struct pc_op *op;
-    size_t i;
-
-    while ((op = pc->ops_head)) {
-        pc->ops_head = op->next;
-        free(op);
-    }
-    for (i = 0; i < pc->n_ds; i++)
-        protobuf_c_message_free_unpacked(&pc->ds[i].desc->base, NULL);
-    free(pc->ds);
-    free(pc->instances);
-    free(pc->producer_name);
-    free(pc->socket_name);
-    free(pc->sdk_version);
-    pthread_mutex_destroy(&pc->lock);
-    free(pc);
-}
-
-void tb_pc_destroy(struct tb_pc *pc)
-{
-    bool task_queued;
-
-    if (!pc)
-        return;
-    if (atomic_load(&pc->inert)) {
-        /* Forked child: the loop, socket and SMB are the parent's. */
-        free(pc->waker);
-        free_plain(pc);
-        return;
-    }
-    pthread_mutex_lock(&pc->lock);
-    task_queued = pc->drain_posted;
-    pthread_mutex_unlock(&pc->lock);
-    if (pc->thread_started) {
-        if (tb_loop_post_from_any_thread(pc->loop, shutdown_task, pc))
-            tb_loop_quit(pc->loop);
-        pthread_join(pc->thread, NULL);
-        task_queued = false; /* tb_loop_free() discards what is left */
-    } else if (pc->loop && !pc->own_thread) {
-        pc_drain(pc);
-    }
-    pthread_mutex_lock(&pc->lock);
-    pc->destroying = true;
-    pthread_mutex_unlock(&pc->lock);
-    if (pc->loop)
-        tb_loop_cancel_timer(pc->loop, pc->retry_timer);
-    tb_ipc_client_free(pc->ipc);
-    pc->ipc = NULL;
-    atomic_store(&pc->connected, false);
-    pc_smb_install(pc, NULL);
-    tb_pc_smb_release(pc->ipc_smb);
-    pc->ipc_smb = NULL;
-    if (pc->own_thread)
-        tb_loop_free(pc->loop);
-    if (pc->waker) {
-        if (task_queued)
-            pc->waker->pc = NULL; /* the queued task frees it */
-        else
-            free(pc->waker);
-    }
-    free_plain(pc);
-}
-
-int tb_pc_register_data_source(struct tb_pc *pc, const Perfetto__Protos__DataSourceDescriptor *desc)
-{
-    Perfetto__Protos__DataSourceDescriptor *copy = NULL;
-    struct pc_op *op = NULL;
-    uint8_t *buf = NULL;
-    size_t i, len;
-    int err = 0;
-
-    if (!desc || !desc->name || !desc->name[0])
-        return -EINVAL;
-    len = protobuf_c_message_get_packed_size(&desc->base);
-    buf = malloc(len ? len : 1);
-    op = calloc(1, sizeof(*op));
-    if (!buf || !op) {
-        err = -ENOMEM;
-        goto out;
-    }
-    protobuf_c_message_pack(&desc->base, buf);
-    /* A deep copy the client owns, unknown fields included. */
-    copy = perfetto__protos__data_source_descriptor__unpack(NULL, len, buf);
-    if (!copy) {
-        err = -ENOMEM;
-        goto out;
-    }
-    pthread_mutex_lock(&pc->lock);
-    for (i = 0; i < pc->n_ds; i++)
-        if (!strcmp(pc->ds[i].desc->name, copy->name))
-            err = -EEXIST;
-    if (!err && pc->n_ds == pc->cap_ds) {
-        size_t cap = pc->cap_ds ? pc->cap_ds * 2 : 4;
-        struct pc_ds *a = realloc(pc->ds, cap * sizeof(*a));
-
-        if (a) {
-            pc->ds = a;
-            pc->cap_ds = cap;
-        } else {
-            err = -ENOMEM;
-        }
-    }
-    if (!err) {
-        pc->ds[pc->n_ds++] = (struct pc_ds){.desc = copy};
-        copy = NULL;
-    }
-    pthread_mutex_unlock(&pc->lock);
-    if (err)
-        goto out;
-    if (atomic_load(&pc->inert))
-        goto out;
-    op->kind = PC_OP_REGISTER_DS;
-    err = pc_post_op(pc, op);
-    op = NULL;
-out:
-    if (copy)
-        protobuf_c_message_free_unpacked(&copy->base, NULL);
-    free(buf);
-    free(op);
-    return err;
-}
-
-struct tb_arbiter *tb_pc_arbiter(struct tb_pc *pc)
-{
-    return pc->ipc_smb ? pc->ipc_smb->arb : NULL;
-}
-
-struct tb_shm *tb_pc_shm(struct tb_pc *pc)
-{
-    return pc->ipc_smb ? pc->ipc_smb->shm : NULL;
-}
-
-bool tb_pc_connected(const struct tb_pc *pc)
-{
-    return atomic_load(&((struct tb_pc *)pc)->connected);
-}
-
-void tb_pc_get_stats(const struct tb_pc *pc, struct tb_pc_stats *out)
-{
-    struct tb_pc *p = (struct tb_pc *)pc;
-
-    pthread_mutex_lock(&p->lock);
-    *out = p->stats;
-    pthread_mutex_unlock(&p->lock);
-}
-
-void tb_pc_after_fork_child(struct tb_pc *pc)
-{
-    if (!pc)
-        return;
-    atomic_store(&pc->inert, true);
-    atomic_fetch_add(&pc->generation, 1);
-    atomic_store(&pc->connected, false);
-    /* A parent thread may have held it at fork; nobody else runs here. */
-    pthread_mutex_init(&pc->lock, NULL);
-    pc->thread_started = false;
-    pc->smb = NULL;
-    pc->ipc_smb = NULL;
 }

@@ -1,8 +1,9 @@
 /*
- * producer_client_priv.h - state shared by producer_client.c (connection,
- * handshake, commands, lifecycle) and producer_client_smb.c (SMB references,
- * writer ids, work posted from other threads, commit batching). Not
- * installed; nothing outside these two files includes it.
+ * producer_client_priv.h - state shared by the producer client's files:
+ * producer_client.c (connection, handshake, commands), producer_client_life.c
+ * (create/destroy, accessors, fork) and producer_client_smb.c (SMB
+ * references, writer ids, work posted from other threads, commit batching).
+ * Nothing else includes it.
  */
 #ifndef TB_COMMON_PRODUCER_CLIENT_PRIV_H
 #define TB_COMMON_PRODUCER_CLIENT_PRIV_H
@@ -115,25 +116,27 @@ struct tb_pc {
 /* producer_client_smb.c */
 
 /* Wrap a freshly attached SMB (ownership of @shm passes, freed on error). */
-int pc_smb_new(struct tb_pc *pc, struct tb_shm *shm, struct tb_pc_smb **out);
+int tb_pci_smb_new(struct tb_pc *pc, struct tb_shm *shm, struct tb_pc_smb **out);
 /* Make @smb current (IPC thread); returns the previous one for release. */
-struct tb_pc_smb *pc_smb_install(struct tb_pc *pc, struct tb_pc_smb *smb);
+struct tb_pc_smb *tb_pci_smb_install(struct tb_pc *pc, struct tb_pc_smb *smb);
 /* Queue @op (malloc()ed, ownership passes) and wake the IPC thread. */
-int pc_post_op(struct tb_pc *pc, struct pc_op *op);
+int tb_pci_post_op(struct tb_pc *pc, struct pc_op *op);
 /* Make sure a drain task runs soon; @pc->lock held by the caller. */
-int pc_wake_locked(struct tb_pc *pc);
+int tb_pci_wake_locked(struct tb_pc *pc);
 /* Take the pending batch and send it as CommitData (IPC thread). */
-void pc_send_commits(struct tb_pc *pc, uint64_t flush_request_id);
+void tb_pci_send_commits(struct tb_pc *pc, uint64_t flush_request_id);
 /* Run everything posted so far (IPC thread). */
-void pc_drain(struct tb_pc *pc);
+void tb_pci_drain(struct tb_pc *pc);
 /* The drain task's entry point, posted on the loop. */
-void pc_drain_task(void *ctx);
+void tb_pci_drain_task(void *ctx);
 
 /* producer_client.c */
 
+/* Connect and start the handshake; the retry timer's task (IPC thread). */
+void tb_pci_try_connect(void *ctx);
 /* Send RegisterDataSource for every descriptor not yet sent (IPC thread). */
-void pc_register_pending_ds(struct tb_pc *pc);
+void tb_pci_register_pending_ds(struct tb_pc *pc);
 /* Invoke a drop_reply method if connected (IPC thread). */
-int pc_invoke_drop(struct tb_pc *pc, const char *method, const ProtobufCMessage *args);
+int tb_pci_invoke_drop(struct tb_pc *pc, const char *method, const ProtobufCMessage *args);
 
 #endif /* TB_COMMON_PRODUCER_CLIENT_PRIV_H */

@@ -22,6 +22,11 @@
  * IPCFrame, InvokeMethod wrapper) stays under 128 KiB - 512 (spec §1.10).
  */
 #define PC_COMMIT_BUDGET (TB_IPC_MAX_FRAME_SIZE - 512u - 64u)
+/*
+ * Entries (moves + patched chunks) per request. traced has no such cap, but
+ * traced-bpf refuses requests over --max-commit-entries (default 8192).
+ */
+#define PC_COMMIT_MAX_ENTRIES 4096u
 
 /* Called on writer threads when a chunk or patch was queued for commit. */
 static void pc_arbiter_notify(void *ctx, bool urgent)
@@ -33,11 +38,11 @@ static void pc_arbiter_notify(void *ctx, bool urgent)
         return;
     pthread_mutex_lock(&pc->lock);
     pc->commit_wanted = true;
-    pc_wake_locked(pc);
+    tb_pci_wake_locked(pc);
     pthread_mutex_unlock(&pc->lock);
 }
 
-int pc_smb_new(struct tb_pc *pc, struct tb_shm *shm, struct tb_pc_smb **out)
+int tb_pci_smb_new(struct tb_pc *pc, struct tb_shm *shm, struct tb_pc_smb **out)
 {
     struct tb_pc_smb *smb;
     int err;
@@ -61,7 +66,7 @@ int pc_smb_new(struct tb_pc *pc, struct tb_shm *shm, struct tb_pc_smb **out)
     return 0;
 }
 
-struct tb_pc_smb *pc_smb_install(struct tb_pc *pc, struct tb_pc_smb *smb)
+struct tb_pc_smb *tb_pci_smb_install(struct tb_pc *pc, struct tb_pc_smb *smb)
 {
     struct tb_pc_smb *old;
 
@@ -154,25 +159,25 @@ void tb_pc_free_writer_id(struct tb_pc *pc, uint16_t id)
     pthread_mutex_unlock(&pc->lock);
 }
 
-int pc_wake_locked(struct tb_pc *pc)
+int tb_pci_wake_locked(struct tb_pc *pc)
 {
     int err;
 
     if (pc->drain_posted || pc->destroying)
         return 0;
-    err = tb_loop_post_from_any_thread(pc->loop, pc_drain_task, pc->waker);
+    err = tb_loop_post_from_any_thread(pc->loop, tb_pci_drain_task, pc->waker);
     if (err)
         return err;
     pc->drain_posted = true;
     return 0;
 }
 
-int pc_post_op(struct tb_pc *pc, struct pc_op *op)
+int tb_pci_post_op(struct tb_pc *pc, struct pc_op *op)
 {
     int err;
 
     pthread_mutex_lock(&pc->lock);
-    err = pc_wake_locked(pc);
+    err = tb_pci_wake_locked(pc);
     if (!err) {
         if (pc->ops_tail)
             pc->ops_tail->next = op;
@@ -198,7 +203,7 @@ static int post_simple(struct tb_pc *pc, enum pc_op_kind kind, uint32_t a, uint6
     op->kind = kind;
     op->a = a;
     op->b = b;
-    return pc_post_op(pc, op);
+    return tb_pci_post_op(pc, op);
 }
 
 int tb_pc_register_trace_writer(struct tb_pc *pc, uint16_t writer_id, uint32_t target_buffer)
@@ -227,7 +232,7 @@ int tb_pc_ack_flush(struct tb_pc *pc, uint64_t flush_request_id)
     if (atomic_load(&pc->inert) || !flush_request_id)
         return 0;
     pthread_mutex_lock(&pc->lock);
-    err = pc_wake_locked(pc);
+    err = tb_pci_wake_locked(pc);
     if (!err && flush_request_id > pc->flush_ack)
         pc->flush_ack = flush_request_id;
     pthread_mutex_unlock(&pc->lock);
@@ -241,7 +246,7 @@ int tb_pc_commit(struct tb_pc *pc)
     if (atomic_load(&pc->inert))
         return 0;
     pthread_mutex_lock(&pc->lock);
-    err = pc_wake_locked(pc);
+    err = tb_pci_wake_locked(pc);
     if (!err)
         pc->commit_wanted = true;
     pthread_mutex_unlock(&pc->lock);
@@ -364,7 +369,7 @@ static int send_batch(struct tb_pc *pc, const struct tb_arbiter_batch *b, uint64
     for (i = 0; i < nm; i++) {
         size_t sz = field_size(&moves[i].base);
 
-        if (used + sz > PC_COMMIT_BUDGET && i > start) {
+        if ((used + sz > PC_COMMIT_BUDGET || i - start >= PC_COMMIT_MAX_ENTRIES) && i > start) {
             req.n_chunks_to_move = i - start;
             req.chunks_to_move = &move_ptrs[start];
             send_one(pc, &req, 0);
@@ -380,7 +385,9 @@ static int send_batch(struct tb_pc *pc, const struct tb_arbiter_batch *b, uint64
     for (i = 0; i < ncp_ok; i++) {
         size_t sz = field_size(&cp_ptrs[i]->base);
 
-        if (used + sz > PC_COMMIT_BUDGET && (req.n_chunks_to_move || i > start)) {
+        size_t entries = req.n_chunks_to_move + (i - start);
+
+        if ((used + sz > PC_COMMIT_BUDGET || entries >= PC_COMMIT_MAX_ENTRIES) && entries) {
             req.n_chunks_to_patch = i - start;
             req.chunks_to_patch = &cp_ptrs[start];
             send_one(pc, &req, 0);
@@ -405,7 +412,7 @@ out:
     return err;
 }
 
-void pc_send_commits(struct tb_pc *pc, uint64_t flush_request_id)
+void tb_pci_send_commits(struct tb_pc *pc, uint64_t flush_request_id)
 {
     struct tb_arbiter_batch *batch = NULL;
     int err;
@@ -437,7 +444,7 @@ static void run_op(struct tb_pc *pc, const struct pc_op *op)
 {
     switch (op->kind) {
     case PC_OP_REGISTER_DS:
-        pc_register_pending_ds(pc);
+        tb_pci_register_pending_ds(pc);
         break;
     case PC_OP_REGISTER_WRITER: {
         Perfetto__Protos__RegisterTraceWriterRequest r =
@@ -446,7 +453,7 @@ static void run_op(struct tb_pc *pc, const struct pc_op *op)
         r.has_trace_writer_id = r.has_target_buffer = true;
         r.trace_writer_id = op->a;
         r.target_buffer = (uint32_t)op->b;
-        pc_invoke_drop(pc, "RegisterTraceWriter", &r.base);
+        tb_pci_invoke_drop(pc, "RegisterTraceWriter", &r.base);
         break;
     }
     case PC_OP_UNREGISTER_WRITER: {
@@ -455,7 +462,7 @@ static void run_op(struct tb_pc *pc, const struct pc_op *op)
 
         r.has_trace_writer_id = true;
         r.trace_writer_id = op->a;
-        pc_invoke_drop(pc, "UnregisterTraceWriter", &r.base);
+        tb_pci_invoke_drop(pc, "UnregisterTraceWriter", &r.base);
         break;
     }
     case PC_OP_NOTIFY_STOPPED: {
@@ -463,16 +470,16 @@ static void run_op(struct tb_pc *pc, const struct pc_op *op)
             PERFETTO__PROTOS__NOTIFY_DATA_SOURCE_STOPPED_REQUEST__INIT;
 
         /* The instance's last chunks must reach the service before this. */
-        pc_send_commits(pc, 0);
+        tb_pci_send_commits(pc, 0);
         r.has_data_source_id = true;
         r.data_source_id = op->b;
-        pc_invoke_drop(pc, "NotifyDataSourceStopped", &r.base);
+        tb_pci_invoke_drop(pc, "NotifyDataSourceStopped", &r.base);
         break;
     }
     }
 }
 
-void pc_drain(struct tb_pc *pc)
+void tb_pci_drain(struct tb_pc *pc)
 {
     struct pc_op *ops, *op;
     uint64_t flush_ack;
@@ -494,10 +501,10 @@ void pc_drain(struct tb_pc *pc)
         free(op);
     }
     if (commit || flush_ack)
-        pc_send_commits(pc, flush_ack);
+        tb_pci_send_commits(pc, flush_ack);
 }
 
-void pc_drain_task(void *ctx)
+void tb_pci_drain_task(void *ctx)
 {
     struct pc_waker *w = ctx;
 
@@ -505,5 +512,5 @@ void pc_drain_task(void *ctx)
         free(w); /* the client was destroyed while this task was queued */
         return;
     }
-    pc_drain(w->pc);
+    tb_pci_drain(w->pc);
 }
