@@ -2,3 +2,4 @@
 tb_unit_test(NAME service_core_test SOURCES unit/service_core_test.c LIBS tb_service_core)
 tb_unit_test(NAME service_packets_test SOURCES unit/service_packets_test.c LIBS tb_service_core)
 tb_unit_test(NAME service_embedded_test SOURCES unit/service_embedded_test.c LIBS tb_service_core)
+tb_unit_test(NAME service_hostile_test SOURCES unit/service_hostile_test.c LIBS tb_service_core)
