@@ -1,0 +1,204 @@
+"""user_table.py - the userspace table: nanoseconds a thread pays per event
+for libtracebpf (its own tests/bench/lib_bench, when built), a write() to an
+ftrace trace_marker, an LTTng-UST tracepoint, and clock_gettime(BOOTTIME),
+the floor any timestamped event pays.
+
+trace_marker writes go to a private ftrace instance created here and removed
+afterwards, so nobody else's trace sees them. LTTng needs lttng-sessiond:
+one already running is used; otherwise one is started and stopped here.
+"""
+
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import time
+
+TRACEFS = "/sys/kernel/tracing"
+RUN_TIMEOUT_S = 120
+
+
+def parse_kv(line):
+    return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+
+
+def measure(argv, repeats, env=None):
+    """Median ns_per_event over repeats of a tb_bench_user-style command."""
+    vals, errors = [], 0
+    for _ in range(repeats):
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env)
+        kv = parse_kv(p.stdout.strip().splitlines()[-1]) if p.stdout.strip() else {}
+        if "ns_per_event" not in kv:
+            raise RuntimeError(f"{argv[0]} printed no result: {p.stderr.strip()[-200:]}")
+        vals.append(float(kv["ns_per_event"]))
+        errors += int(kv.get("errors", 0))
+    return statistics.median(vals), errors
+
+
+def row(tool, threads, enabled, ns, note=""):
+    return {
+        "tool": tool,
+        "threads": threads,
+        "enabled": enabled,
+        "ns_per_event": round(ns, 2),
+        "_note": note,
+    }
+
+
+def clock_rows(user_bin, count, repeats, threads_list):
+    return [
+        row("clock_gettime", t, True, measure([user_bin, "clock", str(t), str(count)], repeats)[0])
+        for t in threads_list
+    ]
+
+
+def marker_rows(user_bin, count, repeats, threads_list, log):
+    inst = os.path.join(TRACEFS, "instances", f"tb_bench_{os.getpid()}")
+    marker = os.path.join(inst, "trace_marker")
+    rows = []
+    try:
+        os.mkdir(inst)
+    except OSError as e:
+        log(f"userspace: trace_marker skipped: {inst}: {e}")
+        return rows, [f"trace_marker: skipped ({e.strerror})"]
+    try:
+        for enabled in (True, False):
+            with open(os.path.join(inst, "tracing_on"), "w") as f:
+                f.write("1" if enabled else "0")
+            for t in threads_list:
+                ns, errs = measure([user_bin, "marker", str(t), str(count), marker], repeats)
+                # With tracing off the kernel refuses the write: that refusal
+                # is the disabled cost, so its errors are expected.
+                note = "" if enabled or errs else "writes accepted while off?"
+                if enabled and errs:
+                    note = f"{errs} writes failed"
+                rows.append(row("trace_marker", t, enabled, ns, note))
+    finally:
+        os.rmdir(inst)
+    return rows, []
+
+
+class Sessiond:
+    """lttng-sessiond for the run: reuse a running one, else own one."""
+
+    def __init__(self, log):
+        self.pid = None
+        self.log = log
+
+    def _pids(self):
+        p = subprocess.run(["pgrep", "-x", "lttng-sessiond"], capture_output=True, text=True)
+        return {int(x) for x in p.stdout.split()}
+
+    def __enter__(self):
+        before = self._pids()
+        if before:
+            return self
+        subprocess.run(
+            ["lttng-sessiond", "--daemonize", "--no-kernel"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        new = self._pids() - before
+        # The daemon forks helpers; the one to stop is the oldest (lowest
+        # start time), whose parent is init after --daemonize.
+        for pid in sorted(new):
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[1] == "1":
+                    self.pid = pid
+                    break
+        return self
+
+    def __exit__(self, *exc):
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+            for _ in range(100):
+                if not os.path.exists(f"/proc/{self.pid}"):
+                    break
+                time.sleep(0.05)
+
+
+def lttng(args, check=True):
+    return subprocess.run(
+        ["lttng"] + args, capture_output=True, text=True, timeout=120, check=check
+    )
+
+
+def lttng_rows(lttng_bin, count, repeats, threads_list, workdir, log):
+    if not lttng_bin or not os.path.exists(lttng_bin):
+        return [], ["lttng-ust: skipped (the LTTng build of tb_bench_user is missing)"]
+    if not shutil.which("lttng-sessiond") or not shutil.which("lttng"):
+        return [], ["lttng-ust: skipped (lttng-tools not installed)"]
+    rows, notes = [], []
+    session = f"tb_bench_{os.getpid()}"
+    with Sessiond(log):
+        # Disabled: the provider is registered but no session enables it.
+        for t in threads_list:
+            ns, _ = measure([lttng_bin, "lttng", str(t), str(count)], repeats)
+            rows.append(row("lttng-ust", t, False, ns))
+        out = os.path.join(workdir, "lttng")
+        lttng(["create", session, f"--output={out}"])
+        try:
+            lttng(["enable-event", "--userspace", "tb_bench:event", f"--session={session}"])
+            lttng(["start", session])
+            for t in threads_list:
+                ns, _ = measure([lttng_bin, "lttng", str(t), str(count)], repeats)
+                rows.append(row("lttng-ust", t, True, ns))
+            stop = lttng(["stop", session], check=False)
+        finally:
+            destroy = lttng(["destroy", session], check=False)
+            shutil.rmtree(out, ignore_errors=True)
+        text = stop.stdout + stop.stderr + destroy.stdout + destroy.stderr
+        lost = sum(int(n) for n in re.findall(r"(\d+) events? (?:were|was) discarded", text))
+        if lost:
+            notes.append(f"lttng-ust: the session discarded {lost} events (buffers full)")
+    return rows, notes
+
+
+def lib_rows(lib_bench, repeats, log):
+    """libtracebpf's own benchmark: every output line carrying
+    'threads=N enabled=0|1 ns_per_event=X' becomes a row."""
+    if not lib_bench or not os.path.exists(lib_bench):
+        return [], ["libtracebpf: skipped (tests/bench/lib_bench is not built yet)"]
+    samples = {}
+    for _ in range(repeats):
+        p = subprocess.run([lib_bench], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        for line in p.stdout.splitlines():
+            kv = parse_kv(line)
+            if "ns_per_event" in kv and "threads" in kv and "enabled" in kv:
+                key = (int(kv["threads"]), kv["enabled"] in ("1", "true", "yes"))
+                samples.setdefault(key, []).append(float(kv["ns_per_event"]))
+    if not samples:
+        return [], ["libtracebpf: lib_bench printed no 'threads= enabled= ns_per_event=' lines"]
+    return [
+        row("libtracebpf", t, en, statistics.median(v)) for (t, en), v in sorted(samples.items())
+    ], []
+
+
+def run(user_bin, lttng_bin, lib_bench, quick, workdir, log):
+    """Returns (rows, notes); a missing piece is a note, never a failure."""
+    count = 200000 if quick else 2000000
+    repeats = 3 if quick else 7
+    threads_list = [1, 2]
+    rows, notes = [], []
+    parts = [
+        ("libtracebpf", lambda: lib_rows(lib_bench, repeats, log)),
+        ("trace_marker", lambda: marker_rows(user_bin, count, repeats, threads_list, log)),
+        ("lttng-ust", lambda: lttng_rows(lttng_bin, count, repeats, threads_list, workdir, log)),
+        ("clock_gettime", lambda: (clock_rows(user_bin, count * 5, repeats, threads_list), [])),
+    ]
+    for name, fn in parts:
+        t0 = time.monotonic()
+        try:
+            r, n = fn()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            r, n = [], [f"{name}: failed: {e}"]
+        rows += r
+        notes += n
+        log(f"userspace: {name}: {len(r)} row(s) ({time.monotonic() - t0:.1f} s)")
+    return rows, notes
