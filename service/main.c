@@ -36,7 +36,7 @@ static const char usage[] =
     "                           /run/perfetto/traced-consumer.sock or /tmp/perfetto-consumer)\n"
     "  --no-probes              do not start the kernel producer traced-bpf-probes\n"
     "  --probes-dir DIR         look for traced-bpf-probes in DIR first\n"
-    "  --background             detach from the terminal after the sockets are listening\n"
+    "  --background             detach from the terminal and run as a daemon\n"
     "  --max-producers N        producers connected at once (default 512)\n"
     "  --max-smb-kb N           largest shared memory buffer per producer (default 32768)\n"
     "  --max-commit-entries N   chunks + patches in one CommitData (default 8192)\n"
@@ -219,6 +219,12 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigprocmask(SIG_BLOCK, &mask, NULL);
+    if (background) {
+        /* Before the loop and signalfd exist: their wakeups belong to one process. */
+        err = daemonize();
+        if (err)
+            goto out;
+    }
     err = tb_loop_new(&loop);
     if (err)
         goto out;
@@ -230,11 +236,6 @@ int main(int argc, char **argv)
     err = tb_loop_add_fd(loop, sfd, TB_LOOP_IN, on_signal, loop);
     if (err)
         goto out;
-    if (background) {
-        err = daemonize();
-        if (err)
-            goto out;
-    }
     err = tb_svc_service_new(loop, &opts, &svc);
     if (err) {
         /* Already logged where it happened. */
