@@ -338,7 +338,8 @@ static void on_async_command(struct tb_ipc_client *c, struct tb_ipc_reply *r, vo
 {
     struct tb_pc *pc = ctx;
 
-    if (r->success && r->msg)
+    /* While tb_pc_destroy() waits for the final Sync, no callback may run. */
+    if (r->success && r->msg && !pc->destroying)
         dispatch(pc, (const pc_cmd_t *)r->msg, r);
     if (r->success && r->has_more)
         return;
@@ -367,7 +368,7 @@ static void on_init_reply(struct tb_ipc_client *c, struct tb_ipc_reply *r, void 
     pthread_mutex_unlock(&pc->lock);
     tb_debug("producer %s: connected to %s", pc->producer_name, pc->socket_name);
     tb_pci_register_pending_ds(pc);
-    if (pc->opts.cb.on_connected)
+    if (pc->opts.cb.on_connected && !pc->destroying)
         pc->opts.cb.on_connected(pc, pc->opts.ctx);
 }
 

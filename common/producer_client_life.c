@@ -128,6 +128,9 @@ static void shutdown_task(void *ctx)
 {
     struct tb_pc *pc = ctx;
 
+    pthread_mutex_lock(&pc->lock);
+    pc->destroying = true; /* no more callbacks, reconnects or wake-ups */
+    pthread_mutex_unlock(&pc->lock);
     tb_pci_drain(pc);
     if (pc->ipc && pc->state == PC_CONNECTED && tb_ipc_client_has_method(pc->ipc, "Sync") &&
         !tb_ipc_client_invoke(pc->ipc, "Sync", NULL, NULL, on_final_sync, pc, -1, NULL) &&
