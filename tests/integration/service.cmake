@@ -3,3 +3,7 @@
 tb_unit_test(NAME service_e2e_test SOURCES integration/service_e2e_test.c
              LIBS tb_service_core LABELS integration TIMEOUT 180)
 add_dependencies(service_e2e_test traced-bpf)
+
+tb_unit_test(NAME service_daemon_test SOURCES integration/service_daemon_test.c
+             LIBS tb_service_core LABELS integration TIMEOUT 60)
+add_dependencies(service_daemon_test traced-bpf)
