@@ -694,6 +694,61 @@ static void test_deferred_start_and_incremental_clear(void **state)
     fp_free(fp);
 }
 
+static void test_two_sessions_and_stop_timeout(void **state)
+{
+    struct fix *f = *state;
+    struct fake_prod *fp = add_producer(f, "prod", "test.ds", true);
+    Perfetto__Protos__TracePacket *pp[32];
+    struct fake_cons other = {0};
+    struct readout r = {0};
+    struct cfg_store c1, c2;
+    uint32_t t1, t2;
+    char err[128];
+    int i1, i2;
+
+    assert_int_equal(tb_svc_consumer_connect(f->core, getuid(), &fc_ops, &other, &other.c), 0);
+    make_cfg(&c1, 64, "test.ds");
+    make_cfg(&c2, 64, "test.ds");
+    c2.cfg.has_data_source_stop_timeout_ms = true;
+    c2.cfg.data_source_stop_timeout_ms = 100;
+    assert_int_equal(tb_svc_consumer_enable(f->cons.c, &c1.cfg, -1, err, sizeof(err)), 0);
+    assert_int_equal(tb_svc_consumer_enable(other.c, &c2.cfg, -1, err, sizeof(err)), 0);
+    /* One SMB for the producer, one instance per session, distinct buffers. */
+    assert_true(find_cmd(fp, PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__CMD_SETUP_TRACING, 1) <
+                0);
+    i1 = find_cmd(fp, PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__CMD_START_DATA_SOURCE, 0);
+    i2 = find_cmd(fp, PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__CMD_START_DATA_SOURCE, 1);
+    assert_true(i1 >= 0 && i2 >= 0);
+    t1 = fp->cmds[i1]->start_data_source->config->target_buffer;
+    t2 = fp->cmds[i2]->start_data_source->config->target_buffer;
+    assert_true(t1 && t2 && t1 != t2);
+    assert_int_equal(fp->cmds[i2]->start_data_source->config->stop_timeout_ms, 100);
+    assert_int_equal(tb_svc_producer_register_writer(fp->p, 1, t1), 0);
+    assert_int_equal(tb_svc_producer_register_writer(fp->p, 2, t2), 0);
+    write_chunk(fp->shm, 0, 1, 0, 10, 3, true);
+    commit(fp, 0, 0, t1, 0);
+    write_chunk(fp->shm, 1, 2, 0, 20, 4, true);
+    commit(fp, 1, 0, t2, 0);
+    assert_int_equal(tb_svc_consumer_read(f->cons.c, collect, &r), 0);
+    assert_int_equal(producer_packets(&r, pp, 32), 3);
+    assert_int_equal(pp[0]->timestamp, 10);
+    readout_free(&r);
+    assert_int_equal(tb_svc_consumer_read(other.c, collect, &r), 0);
+    assert_int_equal(producer_packets(&r, pp, 32), 4);
+    assert_int_equal(pp[0]->timestamp, 20);
+    readout_free(&r);
+
+    /* The producer never acks the stop: the session ends at its stop timeout. */
+    assert_int_equal(tb_svc_consumer_disable(other.c), 0);
+    assert_int_equal(other.disabled, 0);
+    pump(f, 400);
+    assert_int_equal(other.disabled, 1);
+    assert_int_equal(f->cons.disabled, 0);
+    tb_svc_consumer_disconnect(other.c);
+    tb_svc_producer_disconnect(fp->p);
+    fp_free(fp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -705,6 +760,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duration_and_late_producer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consumer_disconnect_frees_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_configs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_sessions_and_stop_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_start_and_incremental_clear, setup, teardown),
     };
 
