@@ -13,10 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/event_loop.h"
 #include "common/log.h"
 #include "service/packet_validator.h"
 #include "service/svc_packets.h"
 #include "service/trace_buffer.h"
+
+#define SYNC_PERIOD_MS 10000u
 
 struct read_pass {
     struct tb_svc_session *s;
@@ -44,7 +47,10 @@ static int emit_service_packets(struct read_pass *rp)
     size_t len;
     int err;
 
-    if (!tb_svc_pkt_sync_marker(uid, &pkt, &len)) {
+    /* Frequent file writes need not repeat the marker every pass. */
+    if ((!s->last_sync_ms || tb_loop_now_ms() - s->last_sync_ms >= SYNC_PERIOD_MS) &&
+        !tb_svc_pkt_sync_marker(uid, &pkt, &len)) {
+        s->last_sync_ms = tb_loop_now_ms();
         err = emit_owned(rp, pkt, len);
         if (err)
             return err;

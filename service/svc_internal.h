@@ -196,6 +196,7 @@ struct tb_svc_session {
     bool config_emitted;
     bool sysinfo_emitted;
     bool final_stats_emitted;
+    uint64_t last_sync_ms; /* when the last sync marker was emitted (0 = never) */
     /* timers (0 = not armed) */
     uint64_t t_duration;
     uint64_t t_snapshot;
