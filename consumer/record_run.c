@@ -10,6 +10,7 @@
 
 #include "common/consumer_client.h"
 #include "common/ipc_sock.h"
+#include "common/log.h"
 #include "consumer/cli.h"
 #include "consumer/record_summary.h"
 #include "service/embedded.h"
@@ -95,6 +96,8 @@ static int connect_service(struct tb_cc **cc, struct tb_svc_embedded **emb)
             "embedded service\n",
             name);
     eo.probes_dir = probes_dir(dir, sizeof(dir));
+    /* The private service's start-up chatter is not the user's business. */
+    tb_log_set_level(TB_LOG_WARN);
     err = tb_svc_embedded_start(&eo, emb);
     if (err) {
         fprintf(stderr, "tracebpf record: cannot start the embedded service: %s\n", strerror(-err));
