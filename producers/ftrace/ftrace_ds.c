@@ -35,6 +35,13 @@
 #define FCS_DROPPED     8
 #define FCS_READ_EVENTS 9
 
+/*
+ * Records taken from the rings in one pass before the loop gets a turn: a
+ * system-wide ring can refill as fast as it drains, and commands, signals
+ * and flushes must still be served.
+ */
+#define DRAIN_BUDGET 65536u
+
 /* A CPU's queue is written out mid-drain past this, to bound memory. */
 #define EMIT_BYTES (256u << 10)
 
@@ -44,6 +51,9 @@ struct cpu_acct {
     uint64_t read_events; /* events delivered into bundles */
     bool lost;            /* next bundle carries lost_events */
 };
+
+/* The process has one ftrace instance (traced-bpf-<pid>): one owner at a time. */
+static bool raw_in_use;
 
 struct ftrace_ds {
     struct tb_probes *p;
@@ -67,6 +77,9 @@ struct ftrace_ds {
     struct cpu_acct *cpu;
     uint64_t timer;
     int ring_fd;
+    unsigned int budget; /* records left in this pass */
+    uint64_t again;      /* timer of a queued follow-up pass, 0 = none */
+    bool stopping;       /* final drain: take everything */
 };
 
 static int push(char ***v, size_t *n, const char *s)
@@ -116,6 +129,9 @@ static int on_record(void *ctx, const void *rec, size_t size)
 
     if (size < sizeof(*h))
         return 0;
+    if (!ds->budget)
+        return -EAGAIN; /* this record stays in the ring for the next pass */
+    ds->budget--;
     if (h->type == TB_REC_PROC_FORK && size >= sizeof(struct tb_proc_fork)) {
         const struct tb_proc_fork *f = rec;
 
@@ -168,14 +184,28 @@ static void check_losses(struct ftrace_ds *ds)
     }
 }
 
+static void drain(struct ftrace_ds *ds);
+
+static void on_again(void *ctx)
+{
+    struct ftrace_ds *ds = ctx;
+
+    ds->again = 0;
+    drain(ds);
+}
+
 static void drain(struct ftrace_ds *ds)
 {
     unsigned int cpu;
     int err;
 
     if (ds->rings) {
+        ds->budget = DRAIN_BUDGET;
         err = tb_bpf_rings_consume(ds->rings, on_record, ds);
-        if (err < 0 && err != -EINTR)
+        if (err == -EAGAIN && !ds->again && !ds->stopping &&
+            tb_loop_add_timer(tb_probes_loop(ds->p), 0, 0, on_again, ds, &ds->again))
+            ds->again = 0;
+        else if (err < 0 && err != -EINTR && err != -EAGAIN)
             tb_warn("probes: draining the BPF rings: %s", strerror(-err));
     }
     if (ds->ft) {
@@ -264,9 +294,13 @@ static void ds_destroy(void *state)
         return;
     if (ds->timer)
         tb_loop_cancel_timer(tb_probes_loop(ds->p), ds->timer);
+    if (ds->again)
+        tb_loop_cancel_timer(tb_probes_loop(ds->p), ds->again);
     if (ds->ring_fd >= 0)
         tb_loop_del_fd(tb_probes_loop(ds->p), ds->ring_fd);
     tb_bpf_probes_free(ds->bpf);
+    if (ds->ft)
+        raw_in_use = false;
     tb_ftrace_free(ds->ft);
     tb_bundler_free(ds->b);
     tb_probes_writer_close(&ds->w);
@@ -340,6 +374,24 @@ static int ds_start(void *state)
         tb_probes_writer_flush(&ds->w);
         return 0;
     }
+    /*
+     * The instance first: parsing the event formats (and kallsyms) takes a
+     * while, and BPF programs attached before would fill their rings
+     * meanwhile, since the drain runs on this same thread.
+     */
+    if (ds->nr_raw && raw_in_use) {
+        tb_err("probes: another linux.ftrace instance owns the ftrace instance of this "
+               "process; %zu raw ftrace event(s) not recorded in this one",
+               ds->nr_raw);
+    } else if (ds->nr_raw) {
+        fo.events = (const char *const *)ds->raw;
+        fo.nr_events = ds->nr_raw;
+        fo.buffer_size_kb = ds->buffer_kb;
+        err = tb_ftrace_new(&fo, &ds->ft);
+        if (err)
+            return err;
+        raw_in_use = true;
+    }
     bo.events = (const char *const *)ds->events;
     bo.nr_events = ds->nr_events;
     bo.rings.ring_bytes = ds->buffer_kb * 1024;
@@ -348,14 +400,6 @@ static int ds_start(void *state)
     if (err)
         return err;
     ds->rings = tb_bpf_probes_rings(ds->bpf);
-    if (ds->nr_raw) {
-        fo.events = (const char *const *)ds->raw;
-        fo.nr_events = ds->nr_raw;
-        fo.buffer_size_kb = ds->buffer_kb;
-        err = tb_ftrace_new(&fo, &ds->ft);
-        if (err)
-            return err;
-    }
     if (ds->rings) {
         err = tb_loop_add_fd(loop, tb_bpf_rings_epoll_fd(ds->rings), TB_LOOP_IN, on_ring_fd, ds);
         if (err) {
@@ -390,7 +434,9 @@ static void ds_stop(void *state)
 
     if (ds->timer)
         tb_loop_cancel_timer(loop, ds->timer);
-    ds->timer = 0;
+    if (ds->again)
+        tb_loop_cancel_timer(loop, ds->again);
+    ds->timer = ds->again = 0;
     if (ds->ring_fd >= 0)
         tb_loop_del_fd(loop, ds->ring_fd);
     ds->ring_fd = -1;
@@ -398,6 +444,11 @@ static void ds_stop(void *state)
         /* Detach first: after this drain, delivered + dropped == attempted. */
         if (ds->bpf)
             tb_bpf_probes_stop(ds->bpf);
+        ds->stopping = true;
+        /* Detached: the rings only shrink now, so this ends. */
+        do
+            ds->budget = DRAIN_BUDGET;
+        while (ds->rings && tb_bpf_rings_consume(ds->rings, on_record, ds) == -EAGAIN);
         drain(ds);
         write_stats(ds, FS_PHASE_END);
         if (ds->rings && !tb_bpf_rings_loss(ds->rings, &l) && l.dropped)
@@ -407,6 +458,8 @@ static void ds_stop(void *state)
         write_stats(ds, FS_PHASE_END);
     }
     tb_probes_writer_flush(&ds->w);
+    if (ds->ft)
+        raw_in_use = false;
     tb_ftrace_free(ds->ft);
     ds->ft = NULL;
 }

@@ -123,39 +123,57 @@ static int write_file(struct tb_ftrace *f, const char *file, const char *val)
     return 0;
 }
 
+static char *read_events_file(const char *rel, int *size)
+{
+    char *buf = tracefs_instance_file_read(NULL, rel, size);
+
+    if (!buf)
+        tb_err("ftrace: reading %s: %s", rel, strerror(errno ? errno : EIO));
+    return buf;
+}
+
+/*
+ * Only the header page and the formats of the enabled events: the library's
+ * whole-system loader also parses kallsyms and every format of each group,
+ * which takes seconds on a large kernel, and none of it is needed here.
+ */
 static int load_formats(struct tb_ftrace *f)
 {
-    const char **systems;
-    size_t i, n = 0;
-    int err = 0;
+    char rel[320], *buf;
+    int size, err = 0;
+    size_t i;
 
-    systems = calloc(f->nr_enabled + 1, sizeof(*systems));
-    if (!systems)
+    f->tep = tep_alloc();
+    if (!f->tep)
         return -ENOMEM;
-    for (i = 0; i < f->nr_enabled; i++) {
-        size_t j;
+    tep_set_long_size(f->tep, sizeof(long));
+    tep_set_page_size(f->tep, getpagesize());
+    tep_set_file_bigendian(f->tep, __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? TEP_BIG_ENDIAN
+                                                                          : TEP_LITTLE_ENDIAN);
+    tep_set_local_bigendian(f->tep, tep_is_file_bigendian(f->tep));
+    buf = read_events_file("events/header_page", &size);
+    if (!buf)
+        return -EIO;
+    if (tep_parse_header_page(f->tep, buf, size, sizeof(long))) {
+        tb_err("ftrace: cannot parse events/header_page");
+        err = -EPROTO;
+    }
+    free(buf);
+    for (i = 0; i < f->nr_enabled && !err; i++) {
         char *slash = strchr(f->enabled[i], '/');
 
-        *slash = 0; /* temporarily "group" */
-        for (j = 0; j < n && strcmp(systems[j], f->enabled[i]); j++)
-            ;
-        if (j == n)
-            systems[n++] = strdup(f->enabled[i]);
-        *slash = '/';
-        if (!systems[j]) {
-            err = -ENOMEM;
-            goto out;
+        snprintf(rel, sizeof(rel), "events/%s/format", f->enabled[i]);
+        buf = read_events_file(rel, &size);
+        if (!buf)
+            return -EIO;
+        *slash = 0;
+        if (tep_parse_event(f->tep, buf, size, f->enabled[i])) {
+            tb_err("ftrace: cannot parse the format of %s", rel);
+            err = -EPROTO;
         }
+        *slash = '/';
+        free(buf);
     }
-    f->tep = tracefs_local_events_system(NULL, systems);
-    if (!f->tep) {
-        err = errno ? -errno : -EIO;
-        tb_err("ftrace: parsing event formats: %s", strerror(-err));
-    }
-out:
-    for (i = 0; i < n; i++)
-        free((char *)systems[i]);
-    free(systems);
     return err;
 }
 
