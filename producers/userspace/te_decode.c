@@ -28,6 +28,7 @@ struct seqst {
 
 struct priv {
     Perfetto__Protos__Trace *trace;
+    size_t ev_cap;
     struct ikey *tab;
     size_t tab_cap, tab_n;
     struct seqst *seqs;
@@ -264,13 +265,18 @@ static int add_event(struct tbl_decoded *d, struct priv *p, struct seqst *s, uin
             break;
         }
     }
-    nev = realloc(d->ev, (d->nev + 1) * sizeof(*nev));
-    if (!nev) {
-        free(e.annots);
-        return -ENOMEM;
+    if (d->nev == p->ev_cap) {
+        size_t cap = p->ev_cap ? p->ev_cap * 2 : 256;
+
+        nev = realloc(d->ev, cap * sizeof(*nev));
+        if (!nev) {
+            free(e.annots);
+            return -ENOMEM;
+        }
+        d->ev = nev;
+        p->ev_cap = cap;
     }
-    d->ev = nev;
-    nev[d->nev++] = e;
+    d->ev[d->nev++] = e;
     return 0;
 }
 

@@ -1,0 +1,6 @@
+# libtracebpf against the real traced-bpf daemon on private sockets.
+tb_unit_test(NAME lib_service_test SOURCES integration/lib_service_test.c
+             LIBS tracebpf_static LABELS integration TIMEOUT 180)
+if(TARGET traced-bpf)
+  add_dependencies(lib_service_test traced-bpf)
+endif()
