@@ -77,8 +77,12 @@ static int read_status(const char *path, struct status *st)
         return -errno;
     while (fgets(line, sizeof(line), f)) {
         if (!strncmp(line, "Name:\t", 6)) {
-            snprintf(st->name, sizeof(st->name), "%s", line + 6);
-            st->name[strcspn(st->name, "\n")] = '\0';
+            size_t n = strcspn(line + 6, "\n");
+
+            if (n >= sizeof(st->name))
+                n = sizeof(st->name) - 1;
+            memcpy(st->name, line + 6, n);
+            st->name[n] = '\0';
         } else if (!strncmp(line, "Tgid:", 5)) {
             st->tgid = atoi(line + 5);
         } else if (!strncmp(line, "PPid:", 5)) {
