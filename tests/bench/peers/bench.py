@@ -32,6 +32,7 @@ import tracers  # noqa: E402
 import user_table  # noqa: E402
 
 T0 = time.monotonic()
+USER_SERVICE_RESERVE_S = 60
 
 
 def log(msg):
@@ -77,19 +78,35 @@ def main():
     ap.add_argument("--build-dir", default="build-bench")
     ap.add_argument("--lttng-bin", help="tb_bench_user built with the LTTng-UST provider")
     ap.add_argument("--out-dir", default=".", help="where bench-results-<date>.json goes")
-    ap.add_argument("--repeats", type=int, help="kernel repeats (default 3 quick, 5 full)")
-    ap.add_argument("--budget-s", type=float, help="time for the kernel table (s)")
+    ap.add_argument("--repeats", type=int, help="kernel repeats (default 5 quick, 11 full)")
+    ap.add_argument(
+        "--budget-s",
+        type=float,
+        help="wall time for the whole run, counted from $TB_BENCH_T0 (epoch s, set by "
+        "bench.sh before it builds) or from now (default 570 with --quick, else none)",
+    )
     ap.add_argument(
         "--only", default="kernel,userspace,service", help="comma list of tables to run"
     )
     args = ap.parse_args()
 
     tests = os.path.join(args.build_dir, "tests")
+    # traced-bpf's programs come from the same build, found the way a user
+    # would find installed ones.
+    os.environ["PATH"] = os.pathsep.join(
+        [os.path.abspath(os.path.join(args.build_dir, d))
+         for d in ("consumer", "service", "producers/ftrace")] + [os.environ.get("PATH", "")]
+    )
     count_bin = os.path.join(tests, "tb_bench_count")
     user_bin = os.path.join(tests, "tb_bench_user")
     only = set(args.only.split(","))
-    repeats = args.repeats or (3 if args.quick else 5)
-    budget = args.budget_s or (330 if args.quick else 3600)
+    repeats = args.repeats or (5 if args.quick else 11)
+    budget = args.budget_s or (570 if args.quick else 86400)
+    t0_epoch = float(os.environ.get("TB_BENCH_T0", time.time()))
+    # The kernel table stops starting repeats in time to leave room for the
+    # userspace and service tables (about a minute on a loaded 2-core box).
+    left_s = t0_epoch + budget - time.time() - USER_SERVICE_RESERVE_S
+    kernel_deadline = time.monotonic() + left_s
     notes = []
     kernel_rows, checks, user_rows, svc = [], [], [], {}
     workdir = tempfile.mkdtemp(prefix="tb-bench-")
@@ -110,7 +127,7 @@ def main():
                     classes,
                     args.quick,
                     repeats,
-                    time.monotonic() + budget,
+                    kernel_deadline,
                     workdir,
                     log,
                 )

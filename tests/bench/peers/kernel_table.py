@@ -23,8 +23,8 @@ WORKLOAD_TIMEOUT_S = 300
 
 def workloads(quick, cpu):
     """perf bench workloads: (name, argv). pipe is pinned to one CPU."""
-    pipe_loops = "50000" if quick else "200000"
-    msg_loops = "100" if quick else "400"
+    pipe_loops = "100000" if quick else "200000"
+    msg_loops = "100" if quick else "200"
     return [
         (
             "sched pipe",
@@ -106,6 +106,7 @@ def run(count_bin, tracer_classes, quick, repeats, deadline, workdir, log):
     wls = workloads(quick, cpu)
     results = {}  # (config, workload) -> list of run dicts
     errors = {}
+    other_losses = set()
     done_reps = 0
     started = time.monotonic()
     for rep, wname, wargv, name, cls in plan(configs, wls, repeats):
@@ -120,6 +121,8 @@ def run(count_bin, tracer_classes, quick, repeats, deadline, workdir, log):
         try:
             r = run_one(count_bin, cls, wargv, workdir)
             results.setdefault((name, wname), []).append(r)
+            for line in r.pop("other_losses", []):
+                other_losses.add(f"{name} / {wname}: also reported: {line}")
             log(
                 f"kernel: rep {rep + 1} {wname:16} {name:10} {r['time_s']:.3f} s"
                 + (f", {r['events']} events" if cls else "")
@@ -128,6 +131,7 @@ def run(count_bin, tracer_classes, quick, repeats, deadline, workdir, log):
         except (TracerError, OSError) as e:
             errors.setdefault((name, wname), []).append(str(e))
             log(f"kernel: rep {rep + 1} {wname} {name}: FAILED: {e}")
+    notes += sorted(other_losses)
     return aggregate(configs, wls, results, errors, notes)
 
 

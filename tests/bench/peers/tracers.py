@@ -50,7 +50,8 @@ def wait_for_text(path, text, timeout, proc):
 
 
 def count_ftrace_text(stream, tids):
-    """Counts events in ftrace-style text ("comm-TID [CPU] TS: event: ...").
+    """Counts events in ftrace-style text ("comm-TID [CPU] TS: event: ...",
+    or "comm-TID (TGID) [CPU] ..." as tracefs prints with record-tgid).
 
     Returns (events, workload_events). Header and comment lines are skipped.
     """
@@ -60,6 +61,8 @@ def count_ftrace_text(stream, tids):
         if br < 0 or line.lstrip().startswith("#"):
             continue
         head = line[:br].rstrip()
+        if head.endswith(")"):  # record-tgid layout: "comm-TID (TGID)"
+            head = head[: head.rfind("(")].rstrip()
         dash = head.rfind("-")
         if dash < 0 or not head[dash + 1 :].isdigit():
             continue
