@@ -21,10 +21,19 @@
  *   sequence (sequences interleave in no particular order); fully read chunks
  *   are freed and their bytes become available again.
  * - A chunk copied again with the same (producer, writer, chunk_id) (scraped
- *   while BeingWritten, committed later) supersedes the earlier copy and never
- *   yields a packet twice, as long as it is still stored or was the last
- *   chunk read on its sequence (the scrape-then-commit case). An older chunk
- *   arriving after later ones were read is stored and read as new.
+ *   while BeingWritten, committed later) never yields a packet twice: a copy
+ *   still stored is superseded, keeping its read position; a copy already
+ *   read is recognised from the sequence's read history (the newest chunk id
+ *   fully read, which of the 64 ids before it were read, and the record
+ *   counts of the last 8 chunks read while incomplete), and the new copy
+ *   exposes only records beyond those read: a committed copy may hold more
+ *   records than its scrape, and only those come out (after packets of later
+ *   chunks already read, so out of order). A chunk up to 64 ids behind the
+ *   newest read that was never read is stored and read as new (flagged
+ *   READ_GAP); further behind (up to 65536) it is taken for a re-copy of data
+ *   read long ago and adds nothing; further still, for a writer that started
+ *   over, and read as new. A writer id that is reused must be forgotten
+ *   first (tb_tbuf_forget_writer()).
  * - Losses (overwrite, gaps, orphan fragments, corrupt chunks, aborted
  *   packets) set previous_packet_dropped on the next packet of the sequence.
  *
@@ -150,8 +159,9 @@ size_t tb_tbuf_chunk_footprint(size_t payload_len);
  *
  * Every record the chunk exposes must parse (varint size of at most 4 bytes
  * that fits in @len, or the drop sentinel). A copy of a key already stored,
- * or of the chunk read last on its sequence, supersedes it without repeating
- * packets already read (counted in chunks_rewritten).
+ * or of a chunk already read on its sequence, supersedes it without repeating
+ * packets already read (counted in chunks_rewritten); a scraped copy never
+ * replaces a committed copy still stored.
  *
  * Return: 0 when stored; -EINVAL for a bad writer id, size or record framing
  * (counted in abi_violations); -ENOSPC when DISCARD is full or the chunk is
@@ -202,6 +212,35 @@ int tb_tbuf_read_next(struct tb_tbuf *buf, struct tb_tbuf_packet *pkt);
  * Return: bytes copied (pkt->len), or -ENOBUFS if @cap < pkt->len.
  */
 long tb_tbuf_packet_copy(const struct tb_tbuf_packet *pkt, uint8_t *dst, size_t cap);
+
+/*
+ * tb_tbuf_forget_writer() - end the sequence of (@producer_id, @writer_id).
+ * @buf: the buffer.
+ * @producer_id: trusted producer id.
+ * @writer_id: the writer id being released.
+ *
+ * Call on UnregisterTraceWriter (for every buffer of the producer's
+ * sessions), so that the writer id, when the producer hands it out again,
+ * starts a fresh sequence: its chunk ids restart and must not be taken for
+ * re-copies of what the old writer wrote, and the old writer's losses must
+ * not flag the new writer's first packet.
+ *
+ * Chunks of the old writer still stored stay readable and come out before
+ * any packet of the new one (same producer_id/writer_id in the packet).
+ * They no longer wait for patches or for a next fragment's chunk, since none
+ * will come: such records are dropped and flagged. Later copies and patches
+ * with this key go to the new sequence. Unknown keys are ignored.
+ *
+ * Context: the buffer's thread; packet slices returned before stay valid.
+ */
+void tb_tbuf_forget_writer(struct tb_tbuf *buf, uint16_t producer_id, uint16_t writer_id);
+
+/*
+ * tb_tbuf_forget_producer() - tb_tbuf_forget_writer() for every writer of
+ * @producer_id. Call when the producer disconnects (before its id can be
+ * given to another producer). Cost: one pass over the sequence table.
+ */
+void tb_tbuf_forget_producer(struct tb_tbuf *buf, uint16_t producer_id);
 
 /* tb_tbuf_get_stats() - snapshot the counters into @out. */
 void tb_tbuf_get_stats(const struct tb_tbuf *buf, struct tb_tbuf_stats *out);
