@@ -4,3 +4,7 @@ tb_unit_test(NAME lib_service_test SOURCES integration/lib_service_test.c
 if(TARGET traced-bpf)
   add_dependencies(lib_service_test traced-bpf)
 endif()
+# The demo, unmodified, recording standalone through TRACEBPF_OUTPUT.
+tb_unit_test(NAME lib_demo_test SOURCES integration/lib_demo_test.c
+             LIBS tracebpf_static LABELS integration TIMEOUT 120)
+add_dependencies(lib_demo_test tracebpf_demo)
