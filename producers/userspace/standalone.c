@@ -56,6 +56,7 @@ struct buf {
     uint8_t *p;
     size_t len, cap;
     int err;
+    uid_t uid;
 };
 
 static void buf_put(struct buf *b, const void *d, size_t n)
@@ -186,7 +187,7 @@ static void emit_packet(struct buf *out, const uint8_t *d, size_t len, uint16_t 
     size_t n = 0;
 
     n += tb_pbw_encode_tag(extra + n, 3, TB_PBW_VARINT); /* trusted_uid */
-    n += tb_pbw_encode_varint(extra + n, (uint64_t)getuid());
+    n += tb_pbw_encode_varint(extra + n, (uint64_t)out->uid);
     n += tb_pbw_encode_tag(extra + n, 10, TB_PBW_VARINT); /* trusted_packet_sequence_id */
     n += tb_pbw_encode_varint(extra + n, (uint64_t)writer_id + 1);
     n += tb_pbw_encode_tag(extra + n, 79, TB_PBW_VARINT); /* trusted_pid */
@@ -334,7 +335,7 @@ static bool is_json(const char *path)
 int tbl_standalone_write(const char *path)
 {
     struct sa_pool *p = sa;
-    struct buf out = {0};
+    struct buf out = {.uid = getuid()};
     int err;
 
     if (!p)
