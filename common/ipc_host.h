@@ -88,6 +88,7 @@ struct tb_ipc_host_stats {
     uint64_t disconnects_slow_reader; /* tx queue over max_tx_queue_bytes */
     uint64_t invoke_errors;           /* success=false replies for bad invokes */
     uint64_t accept_pauses;           /* accepting paused ~100 ms: out of fds (EMFILE/ENFILE) */
+    uint64_t tx_queue_peak_bytes;     /* most bytes ever queued on one connection */
 };
 
 /**
@@ -207,6 +208,30 @@ pid_t tb_ipc_conn_pid(const struct tb_ipc_conn *conn);
 uint64_t tb_ipc_conn_id(const struct tb_ipc_conn *conn);
 /* tb_ipc_conn_host() - the host owning @conn. */
 struct tb_ipc_host *tb_ipc_conn_host(const struct tb_ipc_conn *conn);
+
+/* tb_ipc_conn_tx_queued() - bytes queued on @conn, not yet taken by the socket. */
+size_t tb_ipc_conn_tx_queued(const struct tb_ipc_conn *conn);
+
+/* Called once the transmit queue of @conn has drained (see below). */
+typedef void (*tb_ipc_drain_fn)(struct tb_ipc_conn *conn, void *ctx);
+
+/**
+ * tb_ipc_conn_notify_drained() - call @fn once @conn's transmit queue holds
+ * at most @below bytes, so a long streamed reply can pause instead of
+ * queueing without bound.
+ * @conn: the connection.
+ * @below: the low watermark in bytes.
+ * @fn: called once, from a loop task (never from inside this call or
+ *      tb_ipc_host_reply()), with @ctx (borrowed). Not called if the
+ *      connection closes first: on_disconnect is the only callback then.
+ *      NULL disarms.
+ * @ctx: passed to @fn.
+ *
+ * One notification per connection: arming again replaces the previous one.
+ * Return: 0 or -ENOMEM. Context: loop thread.
+ */
+int tb_ipc_conn_notify_drained(struct tb_ipc_conn *conn, size_t below, tb_ipc_drain_fn fn,
+                               void *ctx);
 
 /**
  * tb_ipc_host_get_stats() - counters since creation.

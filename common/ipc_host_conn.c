@@ -46,6 +46,7 @@ static void conn_free(struct tb_ipc_conn *c)
         tb_loop_del_fd(c->host->loop, c->fd);
         close(c->fd);
     }
+    tb_loop_cancel_timer(c->host->loop, c->drain_timer);
     tb_ipc_txq_clear(&c->txq);
     tb_ipc_frame_decoder_free(c->dec);
     free(c);
@@ -74,6 +75,9 @@ void tb_ipch_conn_close(struct tb_ipc_conn *c, const char *why)
     tb_debug("ipc: closing connection %llu (pid %d): %s", (unsigned long long)c->id, (int)c->pid,
              why);
     c->closing = true;
+    c->drain_fn = NULL;
+    tb_loop_cancel_timer(host->loop, c->drain_timer);
+    c->drain_timer = 0;
     tb_loop_del_fd(host->loop, c->fd);
     close(c->fd);
     c->fd = -1;
@@ -101,6 +105,49 @@ static void update_out_watch(struct tb_ipc_conn *c)
     tb_loop_mod_fd(c->host->loop, c->fd, TB_LOOP_IN | (want ? TB_LOOP_OUT : 0));
 }
 
+static void drain_task(void *ctx)
+{
+    struct tb_ipc_conn *c = ctx;
+    tb_ipc_drain_fn fn = c->drain_fn;
+
+    c->drain_timer = 0;
+    if (c->closing || !fn || c->txq.bytes > c->drain_below)
+        return;
+    c->drain_fn = NULL;
+    fn(c, c->drain_ctx);
+}
+
+/* Deferred to a loop task so the callback never runs inside a reply. */
+static int check_drain(struct tb_ipc_conn *c)
+{
+    if (!c->drain_fn || c->drain_timer || c->closing || c->txq.bytes > c->drain_below)
+        return 0;
+    if (tb_loop_add_timer(c->host->loop, 0, 0, drain_task, c, &c->drain_timer)) {
+        tb_ipch_conn_close(c, "cannot schedule drain notification");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int tb_ipc_conn_notify_drained(struct tb_ipc_conn *conn, size_t below, tb_ipc_drain_fn fn,
+                               void *ctx)
+{
+    conn->drain_fn = fn;
+    conn->drain_ctx = ctx;
+    conn->drain_below = below;
+    if (!fn) {
+        tb_loop_cancel_timer(conn->host->loop, conn->drain_timer);
+        conn->drain_timer = 0;
+        return 0;
+    }
+    return check_drain(conn);
+}
+
+size_t tb_ipc_conn_tx_queued(const struct tb_ipc_conn *conn)
+{
+    return conn->txq.bytes;
+}
+
 static void conn_flush(struct tb_ipc_conn *c)
 {
     int err = tb_ipc_txq_flush(&c->txq, c->fd);
@@ -117,6 +164,7 @@ static void conn_flush(struct tb_ipc_conn *c)
         return;
     }
     update_out_watch(c);
+    check_drain(c);
 }
 
 int tb_ipch_send_frame(struct tb_ipc_conn *c, const Perfetto__Protos__IPCFrame *frame, int fd)
@@ -138,6 +186,8 @@ int tb_ipch_send_frame(struct tb_ipc_conn *c, const Perfetto__Protos__IPCFrame *
         tb_ipch_conn_close(c, "cannot queue reply");
         return err;
     }
+    if (c->txq.bytes > c->host->stats.tx_queue_peak_bytes)
+        c->host->stats.tx_queue_peak_bytes = c->txq.bytes;
     conn_flush(c);
     return 0;
 }

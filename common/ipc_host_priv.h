@@ -44,8 +44,12 @@ struct tb_ipc_conn {
     struct tb_ipc_txq txq;
     void *user;
     uint64_t id;
-    uint64_t cur_request_id; /* the InvokeMethod being dispatched */
-    uint64_t dropped_seen;   /* decoder drops already added to host stats */
+    uint64_t cur_request_id;  /* the InvokeMethod being dispatched */
+    uint64_t dropped_seen;    /* decoder drops already added to host stats */
+    tb_ipc_drain_fn drain_fn; /* tb_ipc_conn_notify_drained(), or NULL */
+    void *drain_ctx;
+    size_t drain_below;
+    uint64_t drain_timer; /* the loop task that calls drain_fn, or 0 */
     uid_t uid;
     pid_t pid;
     int fd;

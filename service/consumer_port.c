@@ -3,6 +3,10 @@
  * consumers, decodes their calls into core.h, holds the EnableTracing reply
  * until the session ends, and streams ReadBuffers as slices of at most
  * ~120 KiB per reply so every frame stays under the 128 KiB IPC limit.
+ *
+ * ReadBuffers runs with bounded memory: once the connection's transmit
+ * queue passes TXQ_HIGH after a whole packet, the read pauses (the rest stays
+ * in the trace buffers) and resumes when the queue is back under TXQ_LOW.
  */
 #include "service/ports.h"
 
@@ -23,10 +27,17 @@
 #define SLICE_OVERHEAD   12u
 #define MAX_SLICES       4096u
 #define TOKEN_DROP_REPLY (1ull << 63)
+#define TXQ_HIGH         (1u << 20)
+#define TXQ_LOW          (256u * 1024u)
+/* Default send-queue limit: TXQ_HIGH plus room for the packet being read. */
+#define TXQ_LIMIT (8u << 20)
+
+struct rb_pass;
 
 struct cconn {
     struct tb_ipc_conn *conn;
     struct tb_svc_consumer *c;
+    struct rb_pass *rb; /* the ReadBuffers in progress, or NULL; owned */
     uint64_t enable_id;
     bool enable_pending;
 };
@@ -118,6 +129,7 @@ static void on_disconnect(struct tb_ipc_conn *conn, void *ctx)
         return;
     cc->enable_pending = false;
     tb_svc_consumer_disconnect(cc->c);
+    free(cc->rb);
     free(cc);
     tb_ipc_conn_set_user_data(conn, NULL);
 }
@@ -184,12 +196,13 @@ static void m_flush(struct tb_ipc_call *call)
 
 /* ReadBuffers: packets are packed into replies of at most REPLY_BUDGET bytes. */
 struct rb_pass {
-    struct tb_ipc_call *call;
+    struct tb_ipc_conn *conn;
+    uint64_t request_id;
     Perfetto__Protos__ReadBuffersResponse__Slice slices[MAX_SLICES];
     Perfetto__Protos__ReadBuffersResponse__Slice *ptrs[MAX_SLICES];
     uint8_t data[REPLY_BUDGET];
     size_t nslices, used, budget;
-    int err;
+    bool sent_any;
 };
 
 static int rb_send(struct rb_pass *rb, bool has_more)
@@ -199,10 +212,11 @@ static int rb_send(struct rb_pass *rb, bool has_more)
 
     resp.slices = rb->ptrs;
     resp.n_slices = rb->nslices;
-    err = tb_ipc_host_reply(rb->call->conn, rb->call->request_id, &resp.base, true, has_more, -1);
+    err = tb_ipc_host_reply(rb->conn, rb->request_id, &resp.base, true, has_more, -1);
     rb->nslices = 0;
     rb->used = 0;
     rb->budget = 0;
+    rb->sent_any = true;
     return err;
 }
 
@@ -246,29 +260,67 @@ static int rb_packet(void *ctx, const struct tb_svc_slice *sl, size_t n)
             len -= take;
         }
     }
+    /* Only between packets: the buffer's slices are not ours past this call. */
+    if (tb_ipc_conn_tx_queued(rb->conn) > TXQ_HIGH)
+        return -EAGAIN;
     return 0;
+}
+
+static void rb_continue(struct tb_ipc_conn *conn, void *ctx);
+
+/* Read on from where the last pass stopped; finish or pause until drained. */
+static void rb_run(struct cconn *cc)
+{
+    struct rb_pass *rb = cc->rb;
+    int err;
+
+    err = tb_svc_consumer_read(cc->c, rb_packet, rb);
+    if (err == -EAGAIN) {
+        if (!tb_ipc_conn_notify_drained(cc->conn, TXQ_LOW, rb_continue, cc))
+            return;
+        err = -ENOMEM;
+    }
+    if (err == -ENOENT && !rb->sent_any)
+        tb_ipc_host_reply(cc->conn, rb->request_id, NULL, false, false, -1);
+    else
+        rb_send(rb, false);
+    if (err && err != -ENOENT)
+        tb_warn("svc: ReadBuffers for consumer uid %u ended early: %s",
+                (unsigned)tb_ipc_conn_uid(cc->conn), strerror(-err));
+    free(rb);
+    cc->rb = NULL;
+}
+
+static void rb_continue(struct tb_ipc_conn *conn, void *ctx)
+{
+    struct cconn *cc = ctx;
+
+    (void)conn;
+    if (cc->rb)
+        rb_run(cc);
 }
 
 static void m_read(struct tb_ipc_call *call)
 {
     struct cconn *cc = tb_ipc_conn_user_data(call->conn);
     struct rb_pass *rb;
-    int err;
 
     if (call->drop_reply)
         return;
+    if (cc->rb) {
+        /* One read at a time: the first one owns the buffers' read cursor. */
+        reply(call, NULL, false);
+        return;
+    }
     rb = calloc(1, sizeof(*rb));
     if (!rb) {
         reply(call, NULL, false);
         return;
     }
-    rb->call = call;
-    err = tb_svc_consumer_read(cc->c, rb_packet, rb);
-    if (err == -ENOENT)
-        reply(call, NULL, false);
-    else
-        rb_send(rb, false);
-    free(rb);
+    rb->conn = call->conn;
+    rb->request_id = call->request_id;
+    cc->rb = rb;
+    rb_run(cc);
 }
 
 static void m_free_buffers(struct tb_ipc_call *call)
@@ -362,9 +414,8 @@ int tb_svc_consumer_port_new(struct tb_loop *loop, struct tb_svc_core *core,
         ho.max_frame_size = opts->max_frame_size;
         ho.max_tx_queue_bytes = opts->max_tx_queue_bytes;
     }
-    /* ReadBuffers queues a whole drained buffer at once; size the queue for it. */
     if (!ho.max_tx_queue_bytes)
-        ho.max_tx_queue_bytes = (size_t)1 << 31;
+        ho.max_tx_queue_bytes = TXQ_LIMIT;
     ho.on_connect = on_connect;
     ho.on_disconnect = on_disconnect;
     ho.ctx = port;

@@ -3,3 +3,7 @@ tb_unit_test(NAME service_core_test SOURCES unit/service_core_test.c LIBS tb_ser
 tb_unit_test(NAME service_packets_test SOURCES unit/service_packets_test.c LIBS tb_service_core)
 tb_unit_test(NAME service_embedded_test SOURCES unit/service_embedded_test.c LIBS tb_service_core)
 tb_unit_test(NAME service_hostile_test SOURCES unit/service_hostile_test.c LIBS tb_service_core)
+# ReadBuffers of a full 64 MiB buffer through the real ConsumerPort, with the
+# transmit queue's peak checked.
+tb_unit_test(NAME service_stream_test SOURCES unit/service_stream_test.c LIBS tb_service_core
+             TIMEOUT 180)
