@@ -92,12 +92,16 @@ static int emit_producer_packet(struct read_pass *rp, const struct tb_tbuf_packe
 {
     struct tb_svc_session *s = rp->s;
     struct tb_pval_trusted t = {.previous_packet_dropped = pkt->previous_packet_dropped};
-    const struct tb_svc_seq *seq;
     uint8_t trailer[TB_PVAL_TRAILER_MAX];
+    struct tb_svc_seq *seq;
     int n;
 
+    seq = tb_svc_session_seq(s, pkt->producer_id, pkt->writer_id, -1, -1);
     if (tb_pval_check_slices(pkt->slices, pkt->num_slices)) {
         s->invalid_packets++;
+        /* The next packet of the sequence tells the reader one went missing. */
+        if (seq)
+            seq->pending_drop |= pkt->previous_packet_dropped | TB_TBUF_DROP_PRESENT;
         return 0;
     }
     if (pkt->num_slices + 1 > rp->cap) {
@@ -113,12 +117,13 @@ static int emit_producer_packet(struct read_pass *rp, const struct tb_tbuf_packe
         rp->sl[i].data = pkt->slices[i].data;
         rp->sl[i].len = pkt->slices[i].len;
     }
-    seq = tb_svc_session_seq(s, pkt->producer_id, pkt->writer_id, -1, -1);
     if (seq) {
         t.uid = seq->uid;
         t.sequence_id = seq->seq_id;
         t.pid = seq->pid;
         t.has_pid = seq->pid > 0;
+        t.previous_packet_dropped |= seq->pending_drop;
+        seq->pending_drop = 0;
     }
     n = tb_pval_write_trusted(&t, trailer, sizeof(trailer));
     if (n < 0)

@@ -166,6 +166,8 @@ struct tb_svc_seq {
     uint32_t seq_id;
     int32_t uid;
     int32_t pid;
+    /* TB_TBUF_DROP_* bits of packets the validator rejected, for the next one */
+    uint32_t pending_drop;
 };
 
 /* A service packet waiting for the next read. */

@@ -19,6 +19,7 @@
 #include "common/shm.h"
 #include "perfetto/trace/trace_packet.pb-c.h"
 #include "service/core.h"
+#include "service/trace_buffer.h"
 
 #define TEST_PID 4242
 
@@ -481,14 +482,18 @@ static void test_reserved_field_dropped(void **state)
     tb_shm_try_partition_page(&fp->shm->abi, 0, TB_SHM_LAYOUT_DIV1);
     assert_int_equal(tb_shm_try_acquire_chunk_for_writing(&fp->shm->abi, 0, 0, &hdr, &ch), 0);
     p = tb_shm_chunk_payload(&ch);
-    /* A packet forging trusted_uid = 0, then a legitimate one. */
-    memcpy(p, "\x02\x18\x00\x02\x40\x07", 6);
-    tb_shm_chunk_packets_store(tb_shm_chunk_hdr(&ch), tb_shm_packets_make(2, 0));
+    /* A legitimate packet, one forging trusted_uid = 0, then another legitimate one. */
+    memcpy(p, "\x02\x40\x05\x02\x18\x00\x02\x40\x07", 9);
+    tb_shm_chunk_packets_store(tb_shm_chunk_hdr(&ch), tb_shm_packets_make(3, 0));
     assert_int_equal(tb_shm_release_chunk_as_complete(&fp->shm->abi, 0, 0), 0);
     commit(fp, 0, 0, target, 0);
     assert_int_equal(tb_svc_consumer_read(f->cons.c, collect, &r), 0);
-    assert_int_equal(producer_packets(&r, pp, 8), 1);
-    assert_int_equal(pp[0]->timestamp, 7);
+    assert_int_equal(producer_packets(&r, pp, 8), 2);
+    assert_int_equal(pp[0]->timestamp, 5);
+    assert_int_equal(pp[1]->timestamp, 7);
+    /* The rejected packet is reported as dropped on the one after it. */
+    assert_true(pp[1]->has_previous_packet_dropped);
+    assert_true(pp[1]->previous_packet_dropped & TB_TBUF_DROP_PRESENT);
     readout_free(&r);
     assert_int_equal(tb_svc_consumer_stats(f->cons.c, &st), 0);
     assert_int_equal(st.invalid_packets, 1);
