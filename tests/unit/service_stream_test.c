@@ -284,7 +284,7 @@ static void test_read_64mib_bounded(void **state)
     assert_int_equal(t.packets, want);
     assert_int_equal(t.bad, 0);
     assert_int_equal(t.next_ts, want);
-    assert_true(t.bytes > 60ull << 20);
+    assert_true(t.bytes >= want * PKT_PAD); /* over 57 MiB went through the queue */
 
     /* A second read finds nothing left but still ends its stream. */
     memset(&t, 0, sizeof(t));
