@@ -2,13 +2,17 @@
  * ftrace_ds.c - the linux.ftrace data source: splits the FtraceConfig
  * events between BPF units and the private ftrace instance, refuses (with
  * the reason logged and written into FtraceStats) what this host cannot
- * record, drains both on the loop thread on a timer (and early when a BPF
- * ring fills up) into per-CPU FtraceEventBundles, marks and counts every
+ * record, drains the BPF rings on their own drain thread (a system-wide
+ * ring refills as fast as it drains and would starve IPC on the loop
+ * thread) and the ftrace instance on a loop timer, into per-CPU
+ * FtraceEventBundles, marks and counts every
  * loss, and tears the kernel side down on stop.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <bpf/libbpf.h>
 
@@ -35,13 +39,6 @@
 #define FCS_DROPPED     8
 #define FCS_READ_EVENTS 9
 
-/*
- * Records taken from the rings in one pass before the loop gets a turn: a
- * system-wide ring can refill as fast as it drains, and commands, signals
- * and flushes must still be served.
- */
-#define DRAIN_BUDGET 65536u
-
 /* A CPU's queue is written out mid-drain past this, to bound memory. */
 #define EMIT_BYTES (256u << 10)
 
@@ -50,6 +47,17 @@ struct cpu_acct {
     uint64_t overrun;     /* last seen ftrace overrun */
     uint64_t read_events; /* events delivered into bundles */
     bool lost;            /* next bundle carries lost_events */
+};
+
+/*
+ * A task the BPF drain thread saw born or renamed; handed to the loop
+ * thread, which owns the data-source list the process tree hangs off.
+ */
+struct seen_task {
+    pid_t tid;
+    pid_t tgid;
+    bool has_comm;
+    char comm[16];
 };
 
 /* The process has one ftrace instance (traced-bpf-<pid>): one owner at a time. */
@@ -76,10 +84,15 @@ struct ftrace_ds {
     unsigned int ncpu;
     struct cpu_acct *cpu;
     uint64_t timer;
-    int ring_fd;
-    unsigned int budget; /* records left in this pass */
-    uint64_t again;      /* timer of a queued follow-up pass, 0 = none */
-    bool stopping;       /* final drain: take everything */
+    /*
+     * Serialises the bundler, the TraceWriter, the loss accounting and the
+     * seen-task queue between the BPF drain thread and the loop thread:
+     * the writer is not thread-safe, and both feed the same per-CPU bundles.
+     */
+    pthread_mutex_t lock;
+    bool drain_running; /* the BPF drain thread was started */
+    struct seen_task *seen;
+    size_t nr_seen, cap_seen;
 };
 
 static int push(char ***v, size_t *n, const char *s)
@@ -122,6 +135,30 @@ static void emit_cpu(struct ftrace_ds *ds, unsigned int cpu)
     tb_tw_end_packet(ds->w.tw);
 }
 
+/* Context: ds->lock held (BPF drain thread). */
+static void queue_seen(struct ftrace_ds *ds, pid_t tid, pid_t tgid, const char *comm)
+{
+    struct seen_task *t;
+
+    if (ds->nr_seen == ds->cap_seen) {
+        size_t cap = ds->cap_seen ? 2 * ds->cap_seen : 64;
+
+        t = realloc(ds->seen, cap * sizeof(*t));
+        if (!t)
+            return; /* the process tree misses a name; the events stay */
+        ds->seen = t;
+        ds->cap_seen = cap;
+    }
+    t = &ds->seen[ds->nr_seen++];
+    t->tid = tid;
+    t->tgid = tgid;
+    t->has_comm = comm != NULL;
+    if (comm) {
+        memcpy(t->comm, comm, sizeof(t->comm) - 1);
+        t->comm[sizeof(t->comm) - 1] = '\0';
+    }
+}
+
 static int on_record(void *ctx, const void *rec, size_t size)
 {
     const struct tb_rec_hdr *h = rec;
@@ -129,27 +166,44 @@ static int on_record(void *ctx, const void *rec, size_t size)
 
     if (size < sizeof(*h))
         return 0;
-    if (!ds->budget)
-        return -EAGAIN; /* this record stays in the ring for the next pass */
-    ds->budget--;
+    pthread_mutex_lock(&ds->lock);
     if (h->type == TB_REC_PROC_FORK && size >= sizeof(struct tb_proc_fork)) {
         const struct tb_proc_fork *f = rec;
 
-        tb_probes_thread_seen(ds->p, f->child_pid, f->child_tgid, f->child_comm);
+        queue_seen(ds, f->child_pid, f->child_tgid, f->child_comm);
     } else if (h->type == TB_REC_TASK_RENAME && size >= sizeof(struct tb_task_rename)) {
         const struct tb_task_rename *r = rec;
 
-        tb_probes_thread_seen(ds->p, r->pid, 0, r->newcomm);
+        queue_seen(ds, r->pid, 0, r->newcomm);
     } else if (h->type == TB_REC_PROC_EXEC && size >= sizeof(struct tb_proc_exec)) {
         const struct tb_proc_exec *e = rec;
 
-        tb_probes_thread_seen(ds->p, e->pid, e->pid, NULL);
+        queue_seen(ds, e->pid, e->pid, NULL);
     }
-    if (tb_bundler_add_bpf(ds->b, rec, size))
-        return 0; /* malformed record: skipped, never fatal */
-    if (h->cpu < ds->ncpu && tb_bundler_pending_bytes(ds->b, h->cpu) > EMIT_BYTES)
+    /* A malformed record is skipped, never fatal. */
+    if (!tb_bundler_add_bpf(ds->b, rec, size) && h->cpu < ds->ncpu &&
+        tb_bundler_pending_bytes(ds->b, h->cpu) > EMIT_BYTES)
         emit_cpu(ds, h->cpu);
+    pthread_mutex_unlock(&ds->lock);
     return 0;
+}
+
+/* Hand the queued tasks to the process tree. Context: loop thread, unlocked. */
+static void pass_seen(struct ftrace_ds *ds)
+{
+    struct seen_task *v;
+    size_t i, n;
+
+    pthread_mutex_lock(&ds->lock);
+    v = ds->seen;
+    n = ds->nr_seen;
+    ds->seen = NULL;
+    ds->nr_seen = ds->cap_seen = 0;
+    pthread_mutex_unlock(&ds->lock);
+    for (i = 0; i < n; i++)
+        tb_probes_thread_seen(ds->p, v[i].tid, v[i].tgid, v[i].has_comm ? v[i].comm : NULL);
+    free(v);
+    tb_probes_threads_flush(ds->p);
 }
 
 static int on_raw(void *ctx, int cpu, struct tep_event *ev, struct tep_record *rec)
@@ -184,30 +238,19 @@ static void check_losses(struct ftrace_ds *ds)
     }
 }
 
-static void drain(struct ftrace_ds *ds);
-
-static void on_again(void *ctx)
-{
-    struct ftrace_ds *ds = ctx;
-
-    ds->again = 0;
-    drain(ds);
-}
-
+/*
+ * The loop thread's pass: the raw ftrace instance, the loss counters, every
+ * CPU's pending bundle out, the seen tasks to the process tree. The BPF rings
+ * are emptied by their drain thread meanwhile. Context: loop thread.
+ */
 static void drain(struct ftrace_ds *ds)
 {
+    struct timespec t0, t1;
     unsigned int cpu;
     int err;
 
-    if (ds->rings) {
-        ds->budget = DRAIN_BUDGET;
-        err = tb_bpf_rings_consume(ds->rings, on_record, ds);
-        if (err == -EAGAIN && !ds->again && !ds->stopping &&
-            tb_loop_add_timer(tb_probes_loop(ds->p), 0, 0, on_again, ds, &ds->again))
-            ds->again = 0;
-        else if (err < 0 && err != -EINTR && err != -EAGAIN)
-            tb_warn("probes: draining the BPF rings: %s", strerror(-err));
-    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_mutex_lock(&ds->lock);
     if (ds->ft) {
         err = tb_ftrace_read(ds->ft, on_raw, ds);
         if (err < 0)
@@ -217,18 +260,15 @@ static void drain(struct ftrace_ds *ds)
     check_losses(ds);
     for (cpu = 0; cpu < ds->ncpu; cpu++)
         emit_cpu(ds, cpu);
-    tb_probes_threads_flush(ds->p);
+    pthread_mutex_unlock(&ds->lock);
+    pass_seen(ds);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    tb_debug("probes: drain pass %lld us",
+             (long long)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000));
 }
 
 static void on_timer(void *ctx)
 {
-    drain(ctx);
-}
-
-static void on_ring_fd(void *ctx, int fd, uint32_t events)
-{
-    (void)fd;
-    (void)events;
     drain(ctx);
 }
 
@@ -294,10 +334,7 @@ static void ds_destroy(void *state)
         return;
     if (ds->timer)
         tb_loop_cancel_timer(tb_probes_loop(ds->p), ds->timer);
-    if (ds->again)
-        tb_loop_cancel_timer(tb_probes_loop(ds->p), ds->again);
-    if (ds->ring_fd >= 0)
-        tb_loop_del_fd(tb_probes_loop(ds->p), ds->ring_fd);
+    /* Joins the drain thread before anything it touches goes away. */
     tb_bpf_probes_free(ds->bpf);
     if (ds->ft)
         raw_in_use = false;
@@ -308,6 +345,8 @@ static void ds_destroy(void *state)
     free_strv(ds->raw, ds->nr_raw);
     free_strv(ds->unknown, ds->nr_unknown);
     free(ds->cpu);
+    free(ds->seen);
+    pthread_mutex_destroy(&ds->lock);
     free(ds);
 }
 
@@ -325,7 +364,7 @@ static int ds_create(struct tb_probes *p, uint64_t id,
     if (!ds)
         return -ENOMEM;
     ds->p = p;
-    ds->ring_fd = -1;
+    pthread_mutex_init(&ds->lock, NULL);
     ds->target_buffer = cfg->target_buffer;
     ds->compact = fc && fc->compact_sched && fc->compact_sched->enabled;
     ds->drain_ms = fc && fc->drain_period_ms ? fc->drain_period_ms : 100;
@@ -375,9 +414,9 @@ static int ds_start(void *state)
         return 0;
     }
     /*
-     * The instance first: parsing the event formats (and kallsyms) takes a
-     * while, and BPF programs attached before would fill their rings
-     * meanwhile, since the drain runs on this same thread.
+     * The instance first: parsing the event formats takes a while, and BPF
+     * programs attached before would fill their rings before the drain
+     * thread starts.
      */
     if (ds->nr_raw && raw_in_use) {
         tb_err("probes: another linux.ftrace instance owns the ftrace instance of this "
@@ -401,17 +440,17 @@ static int ds_start(void *state)
         return err;
     ds->rings = tb_bpf_probes_rings(ds->bpf);
     if (ds->rings) {
-        err = tb_loop_add_fd(loop, tb_bpf_rings_epoll_fd(ds->rings), TB_LOOP_IN, on_ring_fd, ds);
-        if (err) {
-            tb_err("probes: watching the BPF rings: %s", strerror(-err));
+        err = tb_bpf_rings_start(ds->rings, on_record, ds);
+        if (err)
             return err;
-        }
-        ds->ring_fd = tb_bpf_rings_epoll_fd(ds->rings);
+        ds->drain_running = true;
     }
     err = tb_loop_add_timer(loop, ds->drain_ms, ds->drain_ms, on_timer, ds, &ds->timer);
     if (err)
         return err;
+    pthread_mutex_lock(&ds->lock);
     write_stats(ds, FS_PHASE_START);
+    pthread_mutex_unlock(&ds->lock);
     tb_info("probes: linux.ftrace started: %zu events (%zu raw ftrace), %s sched encoding",
             ds->nr_events, ds->nr_raw, ds->compact ? "compact" : "typed");
     return 0;
@@ -423,7 +462,9 @@ static void ds_flush(void *state)
 
     if (!ds->refused)
         drain(ds);
+    pthread_mutex_lock(&ds->lock);
     tb_probes_writer_flush(&ds->w);
+    pthread_mutex_unlock(&ds->lock);
 }
 
 static void ds_stop(void *state)
@@ -434,21 +475,16 @@ static void ds_stop(void *state)
 
     if (ds->timer)
         tb_loop_cancel_timer(loop, ds->timer);
-    if (ds->again)
-        tb_loop_cancel_timer(loop, ds->again);
-    ds->timer = ds->again = 0;
-    if (ds->ring_fd >= 0)
-        tb_loop_del_fd(loop, ds->ring_fd);
-    ds->ring_fd = -1;
+    ds->timer = 0;
     if (!ds->refused) {
-        /* Detach first: after this drain, delivered + dropped == attempted. */
+        /*
+         * Detach first, then the drain thread's last pass and join: the
+         * rings only shrink after the detach, so this ends, and afterwards
+         * delivered + dropped == attempted.
+         */
         if (ds->bpf)
             tb_bpf_probes_stop(ds->bpf);
-        ds->stopping = true;
-        /* Detached: the rings only shrink now, so this ends. */
-        do
-            ds->budget = DRAIN_BUDGET;
-        while (ds->rings && tb_bpf_rings_consume(ds->rings, on_record, ds) == -EAGAIN);
+        ds->drain_running = false;
         drain(ds);
         write_stats(ds, FS_PHASE_END);
         if (ds->rings && !tb_bpf_rings_loss(ds->rings, &l) && l.dropped)

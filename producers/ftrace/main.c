@@ -134,6 +134,12 @@ out:
     tb_probes_free(p);
     if (loop && sfd >= 0)
         tb_loop_del_fd(loop, sfd);
+    /*
+     * The producer client may leave a task posted that frees its own state;
+     * run it rather than let tb_loop_free() discard it (and leak).
+     */
+    if (loop)
+        tb_loop_run_once(loop, 0);
     tb_loop_free(loop);
     if (sfd >= 0)
         close(sfd);

@@ -445,15 +445,30 @@ static void test_sched_and_process_tree(void **state)
     assert_int_equal(tb_cc_read_buffers_cb(cc, on_packet, &s, 10000, NULL), 0);
     tb_cc_free(cc);
 
+    /* What was seen, so a failure says more than its first assertion. */
+    print_message("bundles %llu lost %llu dropped_packets %llu stats_dropped %llu overrun %llu "
+                  "fork0 %d rename0 %d exit0 %d pong_forked %d wake_pong %llu wake_self %llu "
+                  "switch_to_pong %llu switch_to_self %llu tree_self %d stats_end %d\n",
+                  (unsigned long long)s.bundles, (unsigned long long)s.lost_bundles,
+                  (unsigned long long)s.dropped_packets, (unsigned long long)s.stats_dropped,
+                  (unsigned long long)s.stats_overrun, s.fork[0], s.rename[0], s.exit[0],
+                  s.pong_forked, (unsigned long long)s.wake_pong, (unsigned long long)s.wake_self,
+                  (unsigned long long)s.switch_to_pong, (unsigned long long)s.switch_to_self,
+                  s.tree_self, s.stats_end);
     for (int i = 0; i < NR_CHILDREN; i++) {
         assert_true(s.fork[i]);
         assert_true(s.rename[i]);
         assert_true(s.exit[i]);
     }
     assert_true(s.pong_forked);
-    /* Every round trip wakes each side once and switches to it. */
-    assert_true(s.wake_pong >= PINGS - 1);
-    assert_true(s.wake_self >= PINGS - 1);
+    /*
+     * Every round trip switches to each side. Not every one wakes it: a side
+     * that has not gone to sleep yet when the byte arrives needs no wakeup,
+     * and the kernel's own sched_waking event shows the same (measured on
+     * this VM: 1 to 230 wakings per 200 round trips, depending on the side).
+     */
+    assert_true(s.wake_pong > 0);
+    assert_true(s.wake_self > 0);
     assert_true(s.switch_to_pong >= PINGS - 1);
     assert_true(s.switch_to_self >= PINGS - 1);
     if (getenv("TB_E2E_MARKER"))
