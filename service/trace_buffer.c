@@ -351,6 +351,9 @@ void tb_tbuf__chunk_evict(struct tb_tbuf *buf, struct tbuf_chunk *c)
     buf->st.chunks_overwritten++;
     buf->st.bytes_overwritten += TB_SHM_CHUNK_HEADER_SIZE + c->len;
     tbuf_seq_mark(c->seq, TB_TBUF_DROP_OVERWRITE);
+    /* Records already read must not come back if the chunk is copied again. */
+    if (c->records_read)
+        tb_tbuf__note_read(c->seq, c->chunk_id, c->records_read, true);
     tb_tbuf__chunk_release(buf, c, false);
 }
 

@@ -8,3 +8,9 @@ tb_fuzz_target(NAME trace_buffer_fuzz
 tb_fuzz_target(NAME validator_fuzz
                SOURCES fuzz/validator_fuzz.c ../service/packet_validator.c
                LIBS tb_common)
+# Duplicate suppression over scrapes/commits/reads/evictions and writer
+# forgetting: no packet may come out twice.
+tb_fuzz_target(NAME trace_buffer_recopy_fuzz
+               SOURCES fuzz/trace_buffer_recopy_fuzz.c ../service/trace_buffer.c
+                       ../service/trace_buffer_index.c ../service/trace_buffer_read.c
+               LIBS tb_common)
