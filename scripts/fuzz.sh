@@ -28,9 +28,14 @@ for t in "${targets[@]}"; do
   seeds=()
   [ -d "tests/fuzz/corpus/$t" ] && seeds=("tests/fuzz/corpus/$t")
   echo "fuzz.sh: $t for ${seconds}s"
+  log="$BUILD/fuzz-$t.log"
+  status=0
   "$BUILD/tests/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$BUILD/fuzz-artifacts-$t-" "$corpus" "${seeds[@]}" 2>&1 |
-    grep -E '^(stat::number_of_executed_units|stat::new_units_added|==[0-9]+==ERROR|SUMMARY|Done)' || true
-  [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz.sh: $t FAILED" >&2; exit 1; }
+    -artifact_prefix="$BUILD/fuzz-artifacts-$t-" "$corpus" "${seeds[@]}" >"$log" 2>&1 || status=$?
+  grep -E '^(stat::number_of_executed_units|stat::new_units_added|==[0-9]+==ERROR|SUMMARY)' "$log" || true
+  if [ "$status" -ne 0 ]; then
+    echo "fuzz.sh: $t FAILED (exit $status); full log: $log" >&2
+    exit 1
+  fi
 done
 echo "fuzz.sh: ${#targets[@]} targets ran ${seconds}s each, no crash"
