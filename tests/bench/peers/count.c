@@ -33,6 +33,8 @@ static const char *const tp_names[TB_COUNT_TPS] = {
     "sched_switch", "sched_waking", "sched_wakeup_new", "sched_process_fork", "sched_process_exit",
 };
 
+#define FINAL_SWITCH_GRACE_US 50000
+
 struct totals {
     uint64_t slot[TB_COUNT_SLOTS];
 };
@@ -228,6 +230,12 @@ int main(int argc, char **argv)
         }
     }
     t1 = now_s();
+    /*
+     * The workload's last task is reaped before it has switched away for
+     * the last time (exit wakes the parent, then schedules); give that final
+     * sched_switch time to happen before the counter stops looking.
+     */
+    usleep(FINAL_SWITCH_GRACE_US);
     /* Detach first so the totals and the tree stop moving while read. */
     tb_bench_count_bpf__detach(skel);
     err = read_totals(skel, &t);
