@@ -39,3 +39,21 @@ file(GLOB TB_MAN_PAGES CONFIGURE_DEPENDS ${TB_DOCS}/man/*.[138])
 list(SORT TB_MAN_PAGES)
 add_test(NAME docs_man_render COMMAND sh ${TB_DOCS_CHECK} render ${TB_MAN_PAGES})
 set_tests_properties(docs_man_render PROPERTIES TIMEOUT 60 LABELS "integration;docs")
+
+# Install layout: cmake --install into a scratch prefix, then the programs,
+# man pages, systemd unit, library, headers and pkg-config file a user gets;
+# the libtracebpf(3) example is built against the installed library.
+set(TB_DOCS_PROGRAMS)
+foreach(t traced-bpf tracebpf_cli traced-bpf-probes)
+  if(TARGET ${t})
+    list(APPEND TB_DOCS_PROGRAMS $<TARGET_FILE_NAME:${t}>)
+  endif()
+endforeach()
+set(TB_DOCS_APP_CFLAGS "")
+if(TB_SANITIZE)
+  set(TB_DOCS_APP_CFLAGS "-fsanitize=address,undefined")
+endif()
+add_test(NAME docs_install
+         COMMAND sh ${TB_TEST_DIR}/docs_install.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR}
+                 ${CMAKE_C_COMPILER} "${TB_DOCS_APP_CFLAGS}" ${TB_DOCS_PROGRAMS})
+set_tests_properties(docs_install PROPERTIES TIMEOUT 120 LABELS "integration;docs")
