@@ -214,6 +214,13 @@ int tb_svc_producer_unregister_writer(struct tb_svc_producer *p, uint32_t writer
     if (writer_id < TB_SHM_MIN_WRITER_ID || writer_id > TB_SHM_MAX_WRITER_ID || !p->writer_buf)
         return -EINVAL;
     p->writer_buf[writer_id] = 0;
+    /* The id may be handed out again: its next chunks start a new sequence. */
+    for (size_t i = 0; i < p->nallowed; i++) {
+        struct tb_svc_buffer *b;
+
+        if (tb_svc_core_find_buffer(p->core, p->allowed[i], &b))
+            tb_tbuf_forget_writer(b->tbuf, p->id, (uint16_t)writer_id);
+    }
     return 0;
 }
 

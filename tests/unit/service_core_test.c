@@ -502,6 +502,41 @@ static void test_reserved_field_dropped(void **state)
     fp_free(fp);
 }
 
+/* A writer id given back and handed out again starts a fresh sequence. */
+static void test_writer_id_recycled(void **state)
+{
+    struct fix *f = *state;
+    struct fake_prod *fp = add_producer(f, "prod", "test.ds", false);
+    Perfetto__Protos__TracePacket *pp[16];
+    struct readout r = {0};
+    struct cfg_store c;
+    char err[128];
+    uint32_t target;
+    size_t n;
+
+    make_cfg(&c, 256, "test.ds");
+    assert_int_equal(tb_svc_consumer_enable(f->cons.c, &c.cfg, -1, err, sizeof(err)), 0);
+    target = started_target(fp);
+    assert_int_equal(tb_svc_producer_register_writer(fp->p, 1, target), 0);
+    write_chunk(fp->shm, 0, 1, 0, 100, 5, true);
+    commit(fp, 0, 0, target, 0);
+    assert_int_equal(tb_svc_producer_unregister_writer(fp->p, 1), 0);
+    /* The new writer's chunk ids restart at 0: not a re-copy of the old one. */
+    assert_int_equal(tb_svc_producer_register_writer(fp->p, 1, target), 0);
+    write_chunk(fp->shm, 1, 1, 0, 200, 5, true);
+    commit(fp, 1, 0, target, 0);
+    assert_int_equal(tb_svc_consumer_read(f->cons.c, collect, &r), 0);
+    n = producer_packets(&r, pp, 16);
+    assert_int_equal(n, 10);
+    for (unsigned i = 0; i < 5; i++) {
+        assert_int_equal(pp[i]->timestamp, 100 + i);
+        assert_int_equal(pp[5 + i]->timestamp, 200 + i);
+    }
+    readout_free(&r);
+    tb_svc_producer_disconnect(fp->p);
+    fp_free(fp);
+}
+
 static void test_scrape_on_disconnect(void **state)
 {
     struct fix *f = *state;
@@ -759,6 +794,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_commit_and_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lying_producer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_id_recycled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserved_field_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scrape_on_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
