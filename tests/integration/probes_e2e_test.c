@@ -56,8 +56,11 @@ static pid_t spawn(const char *bin, const char *a1, const char *a2)
     return pid;
 }
 
-/* Does the probes process hold a BPF program, map or link? */
-static int probes_bpf_fds(void)
+/*
+ * How many BPF programs, maps and links (@links_only: links) the probes
+ * process holds.
+ */
+static int probes_bpf_fds_of(bool links_only)
 {
     char path[64], target[128], link[PATH_MAX];
     struct dirent *de;
@@ -78,11 +81,17 @@ static int probes_bpf_fds(void)
         if (len <= 0)
             continue;
         target[len] = '\0';
-        if (strstr(target, "bpf-prog") || strstr(target, "bpf_link") || strstr(target, "bpf-map"))
+        if (strstr(target, "bpf_link") ||
+            (!links_only && (strstr(target, "bpf-prog") || strstr(target, "bpf-map"))))
             n++;
     }
     closedir(d);
     return n;
+}
+
+static int probes_bpf_fds(void)
+{
+    return probes_bpf_fds_of(false);
 }
 
 static void instance_path(char *out, size_t len)
@@ -230,17 +239,28 @@ static bool instance_on(void)
     return c == '1';
 }
 
-/* Waits until the producer's instance records and its programs are attached. */
+/*
+ * The BPF events of the config (all but ftrace/print): one program, so one
+ * link, each.
+ */
+#define NR_BPF_LINKS 5
+
+/*
+ * Waits until the producer's instance records and every program is
+ * attached: the maps exist long before (units load one after the other,
+ * slowly under ASan on a loaded machine), so counting any BPF fd is not
+ * enough.
+ */
 static void wait_recording(void)
 {
     int i;
 
-    for (i = 0; i < 400 && (probes_bpf_fds() <= 0 || !instance_on()); i++)
+    for (i = 0; i < 800 && (probes_bpf_fds_of(true) < NR_BPF_LINKS || !instance_on()); i++)
         sleep_ms(25);
     assert_true(instance_on());
-    assert_true(probes_bpf_fds() > 0);
-    /* The programs are loaded before they are attached. */
-    sleep_ms(200);
+    assert_true(probes_bpf_fds_of(true) >= NR_BPF_LINKS);
+    /* The drain thread starts right after the last attach. */
+    sleep_ms(100);
 }
 
 /* ------------------------------------------------------------ workload */
@@ -314,6 +334,8 @@ struct seen {
     bool pong_forked;
     uint64_t wake_pong, wake_self, switch_to_pong, switch_to_self;
     uint64_t lost_bundles, dropped_packets, bundles;
+    uint32_t seqs[16]; /* sequences seen so far */
+    size_t nr_seqs;
     bool marker, tree_self, stats_end;
     uint64_t stats_dropped, stats_overrun;
 };
@@ -367,8 +389,25 @@ static int on_packet(void *ctx, const uint8_t *data, size_t len)
     struct seen *s = ctx;
 
     assert_non_null(p);
-    if (p->has_previous_packet_dropped && p->previous_packet_dropped)
-        s->dropped_packets++;
+    /*
+     * The service flags the first packet it reads of every sequence (nothing
+     * vouches for what came before it); only a flag later in a sequence is a
+     * loss.
+     */
+    if (p->optional_trusted_packet_sequence_id_case ==
+        PERFETTO__PROTOS__TRACE_PACKET__OPTIONAL_TRUSTED_PACKET_SEQUENCE_ID_TRUSTED_PACKET_SEQUENCE_ID) {
+        size_t i;
+
+        for (i = 0; i < s->nr_seqs && s->seqs[i] != p->trusted_packet_sequence_id; i++)
+            ;
+        if (i == s->nr_seqs && i < sizeof(s->seqs) / sizeof(s->seqs[0])) {
+            s->seqs[s->nr_seqs++] = p->trusted_packet_sequence_id;
+        } else if (p->has_previous_packet_dropped && p->previous_packet_dropped) {
+            print_message("sequence %u: packet after a loss (causes 0x%x)\n",
+                          p->trusted_packet_sequence_id, p->previous_packet_dropped);
+            s->dropped_packets++;
+        }
+    }
     if (p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_FTRACE_EVENTS) {
         const Perfetto__Protos__FtraceEventBundle *b = p->ftrace_events;
         const Perfetto__Protos__FtraceEventBundle__CompactSched *cs = b->compact_sched;
@@ -465,10 +504,10 @@ static void test_sched_and_process_tree(void **state)
      * Every round trip switches to each side. Not every one wakes it: a side
      * that has not gone to sleep yet when the byte arrives needs no wakeup,
      * and the kernel's own sched_waking event shows the same (measured on
-     * this VM: 1 to 230 wakings per 200 round trips, depending on the side).
+     * this VM: 0 to 230 wakings per 200 round trips for one side). In a round
+     * trip at least one side blocks in read() and is woken, though.
      */
-    assert_true(s.wake_pong > 0);
-    assert_true(s.wake_self > 0);
+    assert_true(s.wake_pong + s.wake_self >= PINGS - 1);
     assert_true(s.switch_to_pong >= PINGS - 1);
     assert_true(s.switch_to_self >= PINGS - 1);
     if (getenv("TB_E2E_MARKER"))
