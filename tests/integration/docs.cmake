@@ -56,4 +56,5 @@ endif()
 add_test(NAME docs_install
          COMMAND sh ${TB_TEST_DIR}/docs_install.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR}
                  ${CMAKE_C_COMPILER} "${TB_DOCS_APP_CFLAGS}" ${TB_DOCS_PROGRAMS})
-set_tests_properties(docs_install PROPERTIES TIMEOUT 120 LABELS "integration;docs")
+set_tests_properties(docs_install PROPERTIES TIMEOUT 120 LABELS "integration;docs"
+                     ENVIRONMENT "CMAKE=${CMAKE_COMMAND}")

@@ -4,7 +4,7 @@
 # its headers and pkg-config file, man pages that man(1) finds and whose
 # cross references resolve, and the systemd unit.
 #
-#   docs_install.sh BUILD_DIR SOURCE_DIR CC CFLAGS PROGRAMS...
+#   [CMAKE=cmake] docs_install.sh BUILD_DIR SOURCE_DIR CC CFLAGS PROGRAMS...
 #       PROGRAMS: the executables this build has (traced-bpf, tracebpf,
 #       traced-bpf-probes); the library is checked when BUILD_DIR has it.
 #       CFLAGS: what an app must add to link this build's library (the
@@ -35,7 +35,7 @@ err() {
     fail=1
 }
 
-if ! cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1; then
+if ! "${CMAKE:-cmake}" --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1; then
     err "cmake --install $build failed:"
     tail -n 5 "$tmp/install.log" >&2
     exit 1
