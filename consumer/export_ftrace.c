@@ -187,25 +187,16 @@ static int do_track_event(struct ftrace_export *x, const Perfetto__Protos__Trace
                           uint64_t ts)
 {
     const Perfetto__Protos__TrackEvent *te = p->track_event;
-    const struct tb_track *tr = NULL;
-    const char *name = NULL;
+    const struct tb_track *tr;
     char body[LINE_MAX_LEN];
+    struct tb_te_origin o;
     int32_t pid, tid;
-    uint64_t uuid;
+    const char *name;
     int err;
 
-    if (te->has_track_uuid)
-        tr = tb_tasks_track(&x->tasks, te->track_uuid);
-    else if (tb_seqs_default_track(&x->seqs, p, &uuid))
-        tr = tb_tasks_track(&x->tasks, uuid);
-    pid = tr ? tr->pid : (p->has_trusted_pid ? p->trusted_pid : 0);
-    tid = tr && tr->tid ? tr->tid : pid;
-    if (te->name_field_case == PERFETTO__PROTOS__TRACK_EVENT__NAME_FIELD_NAME)
-        name = te->name;
-    else if (te->name_field_case == PERFETTO__PROTOS__TRACK_EVENT__NAME_FIELD_NAME_IID)
-        name = tb_seqs_name(&x->seqs, p, te->name_iid);
-    if (!name)
-        name = "";
+    tb_tasks_te_origin(&x->tasks, &x->seqs, p, &o);
+    tr = o.track, pid = o.pid, tid = o.tid;
+    name = o.name ? o.name : "";
 
     switch (te->type) {
     case PERFETTO__PROTOS__TRACK_EVENT__TYPE__TYPE_SLICE_BEGIN:

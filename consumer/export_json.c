@@ -157,23 +157,15 @@ static int flows(struct json_export *x, const Perfetto__Protos__TrackEvent *te, 
 static int track_event(struct json_export *x, const Perfetto__Protos__TracePacket *p, uint64_t ts)
 {
     const Perfetto__Protos__TrackEvent *te = p->track_event;
-    const struct tb_track *tr = NULL;
-    const char *name = NULL;
-    char cats[512];
+    const struct tb_track *tr;
+    struct tb_te_origin o;
+    const char *name;
     int32_t pid, tid;
-    uint64_t uuid;
+    char cats[512];
     char ph;
 
-    if (te->has_track_uuid)
-        tr = tb_tasks_track(&x->tasks, te->track_uuid);
-    else if (tb_seqs_default_track(&x->seqs, p, &uuid))
-        tr = tb_tasks_track(&x->tasks, uuid);
-    pid = tr ? tr->pid : (p->has_trusted_pid ? p->trusted_pid : 0);
-    tid = tr && tr->tid ? tr->tid : pid;
-    if (te->name_field_case == PERFETTO__PROTOS__TRACK_EVENT__NAME_FIELD_NAME)
-        name = te->name;
-    else if (te->name_field_case == PERFETTO__PROTOS__TRACK_EVENT__NAME_FIELD_NAME_IID)
-        name = tb_seqs_name(&x->seqs, p, te->name_iid);
+    tb_tasks_te_origin(&x->tasks, &x->seqs, p, &o);
+    tr = o.track, name = o.name, pid = o.pid, tid = o.tid;
     switch (te->type) {
     case PERFETTO__PROTOS__TRACK_EVENT__TYPE__TYPE_SLICE_BEGIN:
         ph = 'B';

@@ -12,6 +12,7 @@
 #include "perfetto/trace/track_event/process_descriptor.pb-c.h"
 #include "perfetto/trace/track_event/thread_descriptor.pb-c.h"
 #include "perfetto/trace/track_event/track_descriptor.pb-c.h"
+#include "perfetto/trace/track_event/track_event.pb-c.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -229,4 +230,25 @@ int tb_tasks_learn_packet(struct tb_tasks *t, const Perfetto__Protos__TracePacke
     default:
         return 0;
     }
+}
+
+void tb_tasks_te_origin(const struct tb_tasks *t, const struct tb_seqs *seqs,
+                        const Perfetto__Protos__TracePacket *p, struct tb_te_origin *o)
+{
+    const Perfetto__Protos__TrackEvent *te = p->track_event;
+    const struct tb_track *tr = NULL;
+    uint64_t uuid;
+
+    if (te->has_track_uuid)
+        tr = tb_tasks_track(t, te->track_uuid);
+    else if (tb_seqs_default_track(seqs, p, &uuid))
+        tr = tb_tasks_track(t, uuid);
+    o->track = tr;
+    o->pid = tr ? tr->pid : (p->has_trusted_pid ? p->trusted_pid : 0);
+    o->tid = tr && tr->tid ? tr->tid : o->pid;
+    o->name = NULL;
+    if (te->name_field_case == PERFETTO__PROTOS__TRACK_EVENT__NAME_FIELD_NAME)
+        o->name = te->name;
+    else if (te->name_field_case == PERFETTO__PROTOS__TRACK_EVENT__NAME_FIELD_NAME_IID)
+        o->name = tb_seqs_name(seqs, p, te->name_iid);
 }

@@ -9,6 +9,7 @@
 #define TB_CONSUMER_EXPORT_TASKS_H
 
 #include "consumer/idmap.h"
+#include "consumer/trace_seq.h"
 #include "perfetto/trace/ftrace/ftrace_event.pb-c.h"
 #include "perfetto/trace/trace_packet.pb-c.h"
 
@@ -71,5 +72,29 @@ int tb_tasks_learn_event(struct tb_tasks *t, uint32_t cpu, const Perfetto__Proto
 
 /* tb_tasks_learn_packet() - process tree and track descriptor packets. */
 int tb_tasks_learn_packet(struct tb_tasks *t, const Perfetto__Protos__TracePacket *p);
+
+/*
+ * struct tb_te_origin - where a TrackEvent belongs, as both exporters show it.
+ * @track: its track (owned by the struct tb_tasks), or NULL when unknown.
+ * @pid:   the track's process, else the packet's trusted pid, else 0.
+ * @tid:   the track's thread, else @pid.
+ * @name:  the event name, inline or interned (owned by the packet or the
+ *         struct tb_seqs); NULL when it has none.
+ */
+struct tb_te_origin {
+    const struct tb_track *track;
+    const char *name;
+    int32_t pid;
+    int32_t tid;
+};
+
+/*
+ * tb_tasks_te_origin() - resolve the track, pid/tid and name of the
+ * TrackEvent in @p: its track_uuid, else the sequence's default track.
+ * @p must hold a track_event. Pointers in @o stay valid while @t, @seqs and
+ * @p do.
+ */
+void tb_tasks_te_origin(const struct tb_tasks *t, const struct tb_seqs *seqs,
+                        const Perfetto__Protos__TracePacket *p, struct tb_te_origin *o);
 
 #endif /* TB_CONSUMER_EXPORT_TASKS_H */
