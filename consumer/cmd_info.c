@@ -8,14 +8,13 @@
 #include "consumer/idmap.h"
 #include "consumer/trace_reader.h"
 #include "consumer/trace_seq.h"
+#include "consumer/trace_tally.h"
 #include "perfetto/trace/ftrace/ftrace_event.pb-c.h"
 #include "perfetto/trace/ftrace/ftrace_event_bundle.pb-c.h"
-#include "perfetto/trace/ftrace/ftrace_stats.pb-c.h"
 #include "perfetto/trace/ftrace/sched.pb-c.h"
 #include "perfetto/trace/ps/process_tree.pb-c.h"
 #include "perfetto/trace/system_info.pb-c.h"
 #include "perfetto/trace/trace_packet.pb-c.h"
-#include "perfetto/trace/trace_stats.pb-c.h"
 #include "perfetto/trace/track_event/process_descriptor.pb-c.h"
 #include "perfetto/trace/track_event/thread_descriptor.pb-c.h"
 #include "perfetto/trace/track_event/track_descriptor.pb-c.h"
@@ -27,21 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TYPES 64
-#define MAX_CPUS  4096
-
+/* What info shows beyond the shared tally: time, tasks, sequences, system. */
 struct info {
+    struct tb_trace_tally tally;
     uint64_t first_ts, last_ts;
-    uint64_t types[MAX_TYPES][2]; /* data_case, count */
-    int n_types;
-    uint64_t no_data;
     struct tb_idmap seqs, pids, tids; /* sets: value is a dummy non-NULL */
-    uint8_t cpus[MAX_CPUS / 8];
-    uint64_t cpu_lost[MAX_CPUS];
-    uint64_t dropped_marks;
-    uint64_t ftrace_events;
-    Perfetto__Protos__TraceStats *stats;   /* last one seen, owned */
-    Perfetto__Protos__FtraceStats *fstats; /* last one seen, owned */
     char system[256];
     struct tb_seqs seq_state;
 };
@@ -61,36 +50,14 @@ static void add_set(struct tb_idmap *m, uint64_t key)
     tb_idmap_put(m, key, (void *)1);
 }
 
-static void count_type(struct info *in, uint64_t data_case)
-{
-    int i;
-
-    for (i = 0; i < in->n_types; i++) {
-        if (in->types[i][0] == data_case) {
-            in->types[i][1]++;
-            return;
-        }
-    }
-    if (in->n_types < MAX_TYPES) {
-        in->types[in->n_types][0] = data_case;
-        in->types[in->n_types++][1] = 1;
-    }
-}
-
 static void see_bundle(struct info *in, const Perfetto__Protos__FtraceEventBundle *b)
 {
     uint64_t ts = 0;
     size_t i;
 
-    if (b->cpu < MAX_CPUS) {
-        in->cpus[b->cpu / 8] |= (uint8_t)(1u << (b->cpu % 8));
-        if (b->lost_events)
-            in->cpu_lost[b->cpu]++;
-    }
     for (i = 0; i < b->n_event; i++) {
         const Perfetto__Protos__FtraceEvent *e = b->event[i];
 
-        in->ftrace_events++;
         see_ts(in, e->timestamp);
         if (e->pid)
             add_set(&in->tids, e->pid);
@@ -107,7 +74,6 @@ static void see_bundle(struct info *in, const Perfetto__Protos__FtraceEventBundl
             if (i < c->n_switch_next_pid && c->switch_next_pid[i])
                 add_set(&in->tids, (uint64_t)c->switch_next_pid[i]);
         }
-        in->ftrace_events += c->n_switch_timestamp + c->n_waking_timestamp;
         for (i = 0, ts = 0; i < c->n_waking_timestamp; i++) {
             ts += c->waking_timestamp[i];
             see_ts(in, ts);
@@ -115,7 +81,7 @@ static void see_bundle(struct info *in, const Perfetto__Protos__FtraceEventBundl
     }
 }
 
-static void see_packet(struct info *in, Perfetto__Protos__TracePacket *p, bool *keep)
+static void see_packet(struct info *in, Perfetto__Protos__TracePacket *p)
 {
     const Perfetto__Protos__TrackDescriptor *td;
     uint64_t ts;
@@ -126,12 +92,6 @@ static void see_packet(struct info *in, Perfetto__Protos__TracePacket *p, bool *
         see_ts(in, ts);
     if (p->optional_trusted_packet_sequence_id_case)
         add_set(&in->seqs, p->trusted_packet_sequence_id);
-    if (p->previous_packet_dropped)
-        in->dropped_marks++;
-    if (p->data_case)
-        count_type(in, p->data_case);
-    else
-        in->no_data++;
     switch (p->data_case) {
     case PERFETTO__PROTOS__TRACE_PACKET__DATA_FTRACE_EVENTS:
         see_bundle(in, p->ftrace_events);
@@ -155,82 +115,25 @@ static void see_packet(struct info *in, Perfetto__Protos__TracePacket *p, bool *
                 in->system, sizeof(in->system), "%s %s %s", p->system_info->utsname->sysname ?: "?",
                 p->system_info->utsname->release ?: "?", p->system_info->utsname->machine ?: "?");
         break;
-    case PERFETTO__PROTOS__TRACE_PACKET__DATA_TRACE_STATS:
-        if (in->stats)
-            protobuf_c_message_free_unpacked(&in->stats->base, NULL);
-        in->stats = p->trace_stats;
-        *keep = true;
-        break;
-    case PERFETTO__PROTOS__TRACE_PACKET__DATA_FTRACE_STATS:
-        if (in->fstats)
-            protobuf_c_message_free_unpacked(&in->fstats->base, NULL);
-        in->fstats = p->ftrace_stats;
-        *keep = true;
-        break;
     default:
         break;
     }
+    /* Last: the tally takes the stats messages out of @p. */
+    tb_trace_tally_packet(&in->tally, p);
 }
 
 static void print_losses(const struct info *in)
 {
-    int lines = 0;
-    size_t i;
-
     printf("losses:\n");
-    for (i = 0; i < MAX_CPUS; i++) {
-        if (in->cpu_lost[i]) {
-            printf("  ftrace cpu %zu: %" PRIu64 " bundle(s) flagged lost_events (kernel ring "
-                   "buffer overwrote events)\n",
-                   i, in->cpu_lost[i]);
-            lines++;
-        }
-    }
-    for (i = 0; in->fstats && i < in->fstats->n_cpu_stats; i++) {
-        const Perfetto__Protos__FtraceCpuStats *c = in->fstats->cpu_stats[i];
-
-        if (c->overrun || c->dropped_events || c->commit_overrun) {
-            printf("  ftrace cpu %" PRIu64 ": %" PRIu64 " events overrun, %" PRIu64
-                   " dropped, %" PRIu64 " commit overruns (ftrace stats)\n",
-                   c->cpu, c->overrun, c->dropped_events, c->commit_overrun);
-            lines++;
-        }
-    }
-    for (i = 0; in->stats && i < in->stats->n_buffer_stats; i++) {
-        const Perfetto__Protos__TraceStats__BufferStats *b = in->stats->buffer_stats[i];
-
-        if (b->chunks_overwritten || b->chunks_discarded || b->abi_violations ||
-            b->trace_writer_packet_loss || b->patches_failed) {
-            printf("  buffer %zu: %" PRIu64 " chunks overwritten, %" PRIu64
-                   " chunks discarded, %" PRIu64 " packets lost by writers, %" PRIu64
-                   " ABI violations, %" PRIu64 " patches failed\n",
-                   i, b->chunks_overwritten, b->chunks_discarded, b->trace_writer_packet_loss,
-                   b->abi_violations, b->patches_failed);
-            lines++;
-        }
-    }
-    if (in->stats && (in->stats->chunks_discarded || in->stats->patches_discarded ||
-                      in->stats->invalid_packets || in->stats->flushes_failed)) {
-        printf("  service: %" PRIu64 " chunks discarded, %" PRIu64 " patches discarded, %" PRIu64
-               " invalid packets, %" PRIu64 " failed flushes\n",
-               in->stats->chunks_discarded, in->stats->patches_discarded,
-               in->stats->invalid_packets, in->stats->flushes_failed);
-        lines++;
-    }
-    if (in->dropped_marks) {
-        printf("  %" PRIu64 " packet(s) marked previous_packet_dropped (gaps in a writer's "
-               "sequence)\n",
-               in->dropped_marks);
-        lines++;
-    }
-    if (!lines)
-        printf("  none recorded%s\n", in->stats ? "" : " (no trace stats in this file)");
+    if (!tb_trace_tally_losses(&in->tally, stdout))
+        printf("  none recorded%s\n", in->tally.stats ? "" : " (no trace stats in this file)");
 }
 
 static void print_info(struct info *in, const char *path, struct tb_trace_reader *r)
 {
     uint64_t packets, compressed, bytes;
-    int n_cpus = 0, first = -1, i;
+    const struct tb_trace_tally *t = &in->tally;
+    unsigned int i, n_cpus = 0;
     char hb[32];
 
     tb_trace_reader_stats(r, &packets, &compressed, &bytes);
@@ -246,26 +149,24 @@ static void print_info(struct info *in, const char *path, struct tb_trace_reader
     if (in->system[0])
         printf("system:     %s\n", in->system);
     printf("packets by type:\n");
-    for (i = 0; i < in->n_types; i++) {
+    for (i = 0; i < t->n_types; i++) {
         const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
-            &perfetto__protos__trace_packet__descriptor, (unsigned)in->types[i][0]);
+            &perfetto__protos__trace_packet__descriptor, (unsigned)t->types[i][0]);
 
-        printf("  %-24s %" PRIu64 "\n", f ? f->name : "?", in->types[i][1]);
+        printf("  %-24s %" PRIu64 "\n", f ? f->name : "?", t->types[i][1]);
     }
-    if (in->no_data)
-        printf("  %-24s %" PRIu64 "\n", "(no payload)", in->no_data);
-    printf("ftrace events: %" PRIu64 "\n", in->ftrace_events);
+    if (t->no_data)
+        printf("  %-24s %" PRIu64 "\n", "(no payload)", t->no_data);
+    printf("ftrace events: %" PRIu64 "\n", t->ftrace_events);
     printf("sequences:  %zu writer sequence(s)\n", in->seqs.len);
     printf("cpus:       ");
-    for (i = 0; i < MAX_CPUS; i++) {
-        if (in->cpus[i / 8] & (1u << (i % 8))) {
-            printf("%s%d", n_cpus ? "," : "", i);
+    for (i = 0; i < t->max_cpu; i++) {
+        if (t->cpu_bundles[i]) {
+            printf("%s%u", n_cpus ? "," : "", i);
             n_cpus++;
-            if (first < 0)
-                first = i;
         }
     }
-    printf(n_cpus ? " (%d with kernel data)\n" : "none with kernel data\n", n_cpus);
+    printf(n_cpus ? " (%u with kernel data)\n" : "none with kernel data\n", n_cpus);
     printf("processes:  %zu, threads: %zu\n", in->pids.len, in->tids.len);
     print_losses(in);
 }
@@ -290,13 +191,13 @@ static int run_info(int argc, char **argv)
         tb_trace_reader_free(r);
         return TB_CLI_EXIT_FAIL;
     }
+    tb_trace_tally_init(&in->tally);
     tb_idmap_init(&in->seqs, NULL);
     tb_idmap_init(&in->pids, NULL);
     tb_idmap_init(&in->tids, NULL);
     tb_seqs_init(&in->seq_state);
     while ((ret = tb_trace_reader_next(r, &data, &len)) == 1) {
         Perfetto__Protos__TracePacket *p = perfetto__protos__trace_packet__unpack(NULL, len, data);
-        bool keep = false;
 
         if (!p) {
             ret = -EBADMSG;
@@ -304,15 +205,7 @@ static int run_info(int argc, char **argv)
                     argv[optind]);
             break;
         }
-        see_packet(in, p, &keep);
-        if (keep) {
-            /* The stats message outlives its packet: detach it first. */
-            if (p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_TRACE_STATS)
-                p->trace_stats = NULL;
-            else
-                p->ftrace_stats = NULL;
-            p->data_case = PERFETTO__PROTOS__TRACE_PACKET__DATA__NOT_SET;
-        }
+        see_packet(in, p);
         perfetto__protos__trace_packet__free_unpacked(p, NULL);
     }
     print_info(in, argv[optind], r);
@@ -321,10 +214,7 @@ static int run_info(int argc, char **argv)
                 argv[optind], tb_trace_reader_error(r));
     else if (ret < 0 && ret != -EBADMSG)
         fprintf(stderr, "tracebpf info: %s: %s\n", argv[optind], strerror(-ret));
-    if (in->stats)
-        protobuf_c_message_free_unpacked(&in->stats->base, NULL);
-    if (in->fstats)
-        protobuf_c_message_free_unpacked(&in->fstats->base, NULL);
+    tb_trace_tally_clear(&in->tally);
     tb_idmap_clear(&in->seqs);
     tb_idmap_clear(&in->pids);
     tb_idmap_clear(&in->tids);
