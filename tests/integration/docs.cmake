@@ -31,7 +31,7 @@ endforeach()
 if(EXISTS ${CMAKE_SOURCE_DIR}/include/tracebpf/tracebpf.h)
   add_test(NAME docs_libtracebpf_api
            COMMAND sh ${TB_DOCS_CHECK} api ${TB_DOCS}/man/libtracebpf.3
-                   ${CMAKE_SOURCE_DIR}/include/tracebpf/tracebpf.h)
+                   ${CMAKE_SOURCE_DIR}/include/tracebpf/tracebpf.h ${TB_DOCS}/libtracebpf.md)
   set_tests_properties(docs_libtracebpf_api PROPERTIES TIMEOUT 60 LABELS "integration;docs")
 endif()
 

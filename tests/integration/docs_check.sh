@@ -8,9 +8,10 @@
 #       man page MAN and in the markdown page MD; every long option MAN or MD
 #       names must be one --help prints. The EXAMPLES part of each text is
 #       left out on both sides: examples may show other commands' flags.
-#   docs_check.sh api MAN HEADER
-#       Every exported function of HEADER (TRACEBPF_API) is named in MAN, and
-#       every tracebpf_*() function MAN names exists in HEADER.
+#   docs_check.sh api MAN HEADER [MD]
+#       Every exported function of HEADER (TRACEBPF_API) is named in MAN;
+#       every tracebpf_*() function MAN or MD names is exported by HEADER, and
+#       every TRACE_* / TRACEBPF_* macro or variable they name is in HEADER.
 #   docs_check.sh render MAN...
 #       Each page renders with the man macros without a warning (needs groff;
 #       says so and checks nothing else when groff is missing).
@@ -121,26 +122,39 @@ check_options() {
 }
 
 check_api() {
-    man=$1 hdr=$2
+    man=$1 hdr=$2 md=${3:-}
     need_file "$man" "the library API" || return
     need_file "$hdr" "the library API" || return
-    # Declarations may wrap: join the header, then pick "TRACEBPF_API ... name(".
-    tr '\n' ' ' <"$hdr" | grep -oE 'TRACEBPF_API[^;{]*\(' |
-        grep -oE '[a-z_][a-z0-9_]*[[:space:]]*\($' | tr -d ' (' | sort -u >"$tmp/api"
+    # Declarations start a line with TRACEBPF_API and may wrap up to the ';'.
+    awk '/^TRACEBPF_API/ { d = 1; s = "" } d { s = s " " $0 } d && /;/ { print s; d = 0 }' "$hdr" |
+        sed -E 's/^[^(]*[^a-z0-9_(]([a-z_][a-z0-9_]*)[[:space:]]*\(.*/\1/' | sort -u >"$tmp/api"
     if [ ! -s "$tmp/api" ]; then
         err "$hdr: no TRACEBPF_API function found"
         return
     fi
-    man_text "$man" >"$tmp/man"
+    man_text "$man" | grep -v '^\.\\"' >"$tmp/man"
     # shellcheck disable=SC2013 # one name a line, no spaces
     for f in $(cat "$tmp/api"); do
         grep -qE "(^|[^a-z0-9_])$f([^a-z0-9_]|\$)" "$tmp/man" ||
             err "$man: does not describe $f() (exported by $hdr)"
     done
-    for f in $(grep -oE 'tracebpf_[a-z0-9_]+[[:space:]]*\(' "$tmp/man" | tr -d ' (' | sort -u); do
-        grep -qx -- "$f" "$tmp/api" || err "$man: names $f(), which $hdr does not export"
+    docs="$tmp/man"
+    if [ -n "$md" ]; then
+        need_file "$md" "the library API" && docs="$docs $md"
+    fi
+    for d in $docs; do
+        src=$d
+        [ "$d" = "$tmp/man" ] && src=$man
+        for f in $(grep -oE 'tracebpf_[a-z0-9_]+[[:space:]]*\(' "$d" | tr -d ' (' | sort -u); do
+            grep -qx -- "$f" "$tmp/api" || err "$src: names $f(), which $hdr does not export"
+        done
+        # Macros and environment variables are spelled out in the header.
+        # shellcheck disable=SC2013 # one name a line, no spaces
+        for m in $(grep -oE '\<TRACE(BPF)?_[A-Z0-9_]*[A-Z0-9]\>' "$d" | sort -u); do
+            grep -q -- "$m" "$hdr" || err "$src: names $m, which $hdr does not mention"
+        done
     done
-    echo "docs_check: $(wc -l <"$tmp/api") functions of $hdr checked against $man"
+    echo "docs_check: $(wc -l <"$tmp/api") functions of $hdr checked against $man${md:+ and $md}"
 }
 
 check_render() {
@@ -168,7 +182,7 @@ options)
     if [ $# -ge 3 ]; then check_options "$@"; else err "usage: options MAN MD BINARY [SUB]"; fi
     ;;
 api)
-    if [ $# -eq 2 ]; then check_api "$@"; else err "usage: api MAN HEADER"; fi
+    if [ $# -ge 2 ]; then check_api "$@"; else err "usage: api MAN HEADER [MD]"; fi
     ;;
 render)
     if [ $# -ge 1 ]; then check_render "$@"; else err "usage: render MAN..."; fi
