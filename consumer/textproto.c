@@ -6,6 +6,7 @@
  * partial result is simply freed whole.
  */
 #include "consumer/textproto.h"
+#include "consumer/textproto_field.h"
 #include "consumer/textproto_lex.h"
 
 #include <errno.h>
@@ -80,45 +81,6 @@ static bool accept(struct parser *ps, char c)
     return true;
 }
 
-static const char *type_name(ProtobufCType t)
-{
-    static const char *const names[] = {
-        [PROTOBUF_C_TYPE_INT32] = "int32",       [PROTOBUF_C_TYPE_SINT32] = "sint32",
-        [PROTOBUF_C_TYPE_SFIXED32] = "sfixed32", [PROTOBUF_C_TYPE_INT64] = "int64",
-        [PROTOBUF_C_TYPE_SINT64] = "sint64",     [PROTOBUF_C_TYPE_SFIXED64] = "sfixed64",
-        [PROTOBUF_C_TYPE_UINT32] = "uint32",     [PROTOBUF_C_TYPE_FIXED32] = "fixed32",
-        [PROTOBUF_C_TYPE_UINT64] = "uint64",     [PROTOBUF_C_TYPE_FIXED64] = "fixed64",
-        [PROTOBUF_C_TYPE_FLOAT] = "float",       [PROTOBUF_C_TYPE_DOUBLE] = "double",
-        [PROTOBUF_C_TYPE_BOOL] = "bool",         [PROTOBUF_C_TYPE_ENUM] = "enum",
-        [PROTOBUF_C_TYPE_STRING] = "string",     [PROTOBUF_C_TYPE_BYTES] = "bytes",
-        [PROTOBUF_C_TYPE_MESSAGE] = "message",
-    };
-    return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
-}
-
-static size_t value_size(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_ENUM:
-        return 4;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(void *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    default:
-        return 8;
-    }
-}
-
 static void free_value(const ProtobufCFieldDescriptor *f, union value *v)
 {
     if (f->type == PROTOBUF_C_TYPE_STRING)
@@ -129,28 +91,11 @@ static void free_value(const ProtobufCFieldDescriptor *f, union value *v)
         protobuf_c_message_free_unpacked(v->m, NULL);
 }
 
-/* Whether a non-repeated field already holds a value given in the text. */
-static bool is_set(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
-{
-    const char *base = (const char *)msg;
-
-    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-        return *(const uint32_t *)(base + f->quantifier_offset) != 0;
-    if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
-        const void *p = *(void *const *)(base + f->offset);
-
-        return p && p != f->default_value;
-    }
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset)
-        return *(const protobuf_c_boolean *)(base + f->quantifier_offset);
-    return false;
-}
-
 /* Stores @v into @f of @msg, taking ownership of it (freed on failure). */
 static int store(struct parser *ps, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
                  union value *v, const struct tb_tp_tok *at)
 {
-    size_t sz = value_size(f->type);
+    size_t sz = tb_tp_value_size(f->type);
     char *base = (char *)msg;
 
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
@@ -167,7 +112,7 @@ static int store(struct parser *ps, ProtobufCMessage *msg, const ProtobufCFieldD
         (*n)++;
         return 0;
     }
-    if (is_set(msg, f)) {
+    if (tb_tp_field_taken(msg, f)) {
         uint32_t which = (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
                              ? *(const uint32_t *)(base + f->quantifier_offset)
                              : f->id;
@@ -235,15 +180,15 @@ static int parse_int(struct parser *ps, const ProtobufCFieldDescriptor *f, union
     if (t->kind != TB_TP_NUMBER || !number_text(t, buf, sizeof(buf), &neg) || buf[0] == '-' ||
         buf[0] == '+') {
         char d[40];
-        return fail(ps, t, "expected an integer for '%s' (%s), got %s", f->name, type_name(f->type),
-                    tb_tp_describe(t, d, sizeof(d)));
+        return fail(ps, t, "expected an integer for '%s' (%s), got %s", f->name,
+                    tb_tp_type_name(f->type), tb_tp_describe(t, d, sizeof(d)));
     }
     errno = 0;
     mag = strtoull(buf, &endp, 0);
     if (*endp || errno) {
         char d[40];
         return fail(ps, t, "%s is not a valid %s for '%s'", tb_tp_describe(t, d, sizeof(d)),
-                    type_name(f->type), f->name);
+                    tb_tp_type_name(f->type), f->name);
     }
     if (is_signed)
         lim = (is64 ? (uint64_t)INT64_MAX : (uint64_t)INT32_MAX) + (neg ? 1 : 0);
@@ -252,7 +197,7 @@ static int parse_int(struct parser *ps, const ProtobufCFieldDescriptor *f, union
     if (mag > lim || (!is_signed && neg && mag)) {
         char d[40];
         return fail(ps, t, "%s is out of range for '%s' (%s)", tb_tp_describe(t, d, sizeof(d)),
-                    f->name, type_name(f->type));
+                    f->name, tb_tp_type_name(f->type));
     }
     if (is64 && is_signed)
         v->i64 = neg ? (int64_t)(0 - (uint64_t)mag) : (int64_t)mag;
@@ -300,7 +245,7 @@ static int parse_float(struct parser *ps, const ProtobufCFieldDescriptor *f, uni
     return 0;
 bad : {
     char desc[40];
-    return fail(ps, t, "expected a number for '%s' (%s), got %s", f->name, type_name(f->type),
+    return fail(ps, t, "expected a number for '%s' (%s), got %s", f->name, tb_tp_type_name(f->type),
                 tb_tp_describe(t, desc, sizeof(desc)));
 }
 }

@@ -4,6 +4,7 @@
  * order) and parses back to an equal message.
  */
 #include "consumer/textproto.h"
+#include "consumer/textproto_field.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -125,44 +126,6 @@ static void print_value(const ProtobufCFieldDescriptor *f, const void *p, FILE *
     }
 }
 
-static size_t elem_size(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(void *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    default:
-        return 4;
-    }
-}
-
-static bool present(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
-{
-    const char *base = (const char *)msg;
-
-    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-        return *(const uint32_t *)(base + f->quantifier_offset) == f->id;
-    if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
-        const void *p = *(void *const *)(base + f->offset);
-
-        return p && p != f->default_value;
-    }
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset)
-        return *(const protobuf_c_boolean *)(base + f->quantifier_offset);
-    return f->label == PROTOBUF_C_LABEL_REQUIRED;
-}
-
 static int print_message(const ProtobufCMessage *msg, FILE *out, int depth)
 {
     const ProtobufCMessageDescriptor *desc = msg->descriptor;
@@ -181,12 +144,12 @@ static int print_message(const ProtobufCMessage *msg, FILE *out, int depth)
             for (j = 0; j < n; j++) {
                 indent(out, depth);
                 fprintf(out, "%s%s", f->name, sep);
-                print_value(f, arr + j * elem_size(f->type), out, depth);
+                print_value(f, arr + j * tb_tp_value_size(f->type), out, depth);
                 fputc('\n', out);
             }
             continue;
         }
-        if (!present(msg, f))
+        if (!tb_tp_field_present(msg, f))
             continue;
         indent(out, depth);
         fprintf(out, "%s%s", f->name, sep);
