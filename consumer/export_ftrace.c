@@ -242,9 +242,9 @@ static const char header[] = "# tracer: nop\n"
 int tb_export_ftrace(struct tb_trace_reader *r, FILE *out, bool systrace)
 {
     struct ftrace_export x = {.out = out, .systrace = systrace};
-    const uint8_t *data;
-    size_t len;
-    uint64_t ts;
+    Perfetto__Protos__TracePacket *p;
+    bool has_ts = false;
+    uint64_t ts = 0;
     int ret = 0, err = 0;
 
     tb_line_sorter_init(&x.sorter, systrace ? emit_json : emit_plain, &x);
@@ -253,21 +253,10 @@ int tb_export_ftrace(struct tb_trace_reader *r, FILE *out, bool systrace)
     if (systrace)
         fputs("{\"traceEvents\":[],\"systemTraceEvents\":\"", out);
     err = x.sorter.emit(&x, header, sizeof(header) - 1);
-    while (!err && (ret = tb_trace_reader_next(r, &data, &len)) == 1) {
-        Perfetto__Protos__TracePacket *p = perfetto__protos__trace_packet__unpack(NULL, len, data);
-        int has_ts;
-
-        if (!p) {
-            tb_err("export: a packet does not decode as a TracePacket");
-            err = -EBADMSG;
-            break;
-        }
-        has_ts = tb_seqs_packet(&x.seqs, p, &ts);
-        err = has_ts < 0 ? has_ts : tb_tasks_learn_packet(&x.tasks, p);
-        if (!err && p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_FTRACE_EVENTS)
+    while (!err && (ret = tb_tasks_next_packet(r, &x.seqs, &x.tasks, &p, &ts, &has_ts)) == 1) {
+        if (p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_FTRACE_EVENTS)
             err = do_bundle(&x, p->ftrace_events);
-        else if (!err && p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_TRACK_EVENT &&
-                 has_ts == 1)
+        else if (p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_TRACK_EVENT && has_ts)
             err = do_track_event(&x, p, ts);
         perfetto__protos__trace_packet__free_unpacked(p, NULL);
     }

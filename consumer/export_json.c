@@ -276,9 +276,9 @@ static void names_from(struct json_export *x, const Perfetto__Protos__TracePacke
 int tb_export_json(struct tb_trace_reader *r, FILE *out, bool sched)
 {
     struct json_export x = {.out = out, .sched = sched, .first = true};
-    const uint8_t *data;
-    size_t len;
-    uint64_t ts;
+    Perfetto__Protos__TracePacket *p;
+    bool has_ts = false;
+    uint64_t ts = 0;
     int ret = 0, err = 0;
 
     tb_tasks_init(&x.tasks);
@@ -288,23 +288,11 @@ int tb_export_json(struct tb_trace_reader *r, FILE *out, bool sched)
     fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", out);
     if (sched)
         metadata(&x, "process_name", 0, 0, "CPU scheduling");
-    while (!err && (ret = tb_trace_reader_next(r, &data, &len)) == 1) {
-        Perfetto__Protos__TracePacket *p = perfetto__protos__trace_packet__unpack(NULL, len, data);
-        int has_ts;
-
-        if (!p) {
-            tb_err("export: a packet does not decode as a TracePacket");
-            err = -EBADMSG;
-            break;
-        }
-        has_ts = tb_seqs_packet(&x.seqs, p, &ts);
-        err = has_ts < 0 ? has_ts : tb_tasks_learn_packet(&x.tasks, p);
-        if (!err)
-            names_from(&x, p);
-        if (!err && p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_TRACK_EVENT && has_ts == 1)
+    while (!err && (ret = tb_tasks_next_packet(r, &x.seqs, &x.tasks, &p, &ts, &has_ts)) == 1) {
+        names_from(&x, p);
+        if (p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_TRACK_EVENT && has_ts)
             err = track_event(&x, p, ts);
-        else if (!err && sched &&
-                 p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_FTRACE_EVENTS)
+        else if (sched && p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_FTRACE_EVENTS)
             err = bundle(&x, p->ftrace_events);
         perfetto__protos__trace_packet__free_unpacked(p, NULL);
     }

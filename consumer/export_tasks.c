@@ -5,6 +5,7 @@
  * the kernel itself would print.
  */
 #include "consumer/export_tasks.h"
+#include "common/log.h"
 #include "perfetto/trace/ftrace/sched.pb-c.h"
 #include "perfetto/trace/ftrace/task.pb-c.h"
 #include "perfetto/trace/ps/process_tree.pb-c.h"
@@ -251,4 +252,34 @@ void tb_tasks_te_origin(const struct tb_tasks *t, const struct tb_seqs *seqs,
         o->name = te->name;
     else if (te->name_field_case == PERFETTO__PROTOS__TRACK_EVENT__NAME_FIELD_NAME_IID)
         o->name = tb_seqs_name(seqs, p, te->name_iid);
+}
+
+int tb_tasks_next_packet(struct tb_trace_reader *r, struct tb_seqs *seqs, struct tb_tasks *t,
+                         Perfetto__Protos__TracePacket **p, uint64_t *ts, bool *has_ts)
+{
+    Perfetto__Protos__TracePacket *pk;
+    const uint8_t *data;
+    size_t len;
+    int ret;
+
+    *p = NULL;
+    ret = tb_trace_reader_next(r, &data, &len);
+    if (ret != 1)
+        return ret;
+    pk = perfetto__protos__trace_packet__unpack(NULL, len, data);
+    if (!pk) {
+        tb_err("export: a packet does not decode as a TracePacket");
+        return -EBADMSG;
+    }
+    ret = tb_seqs_packet(seqs, pk, ts);
+    if (ret >= 0) {
+        *has_ts = ret == 1;
+        ret = tb_tasks_learn_packet(t, pk);
+    }
+    if (ret < 0) {
+        perfetto__protos__trace_packet__free_unpacked(pk, NULL);
+        return ret;
+    }
+    *p = pk;
+    return 1;
 }

@@ -9,6 +9,7 @@
 #define TB_CONSUMER_EXPORT_TASKS_H
 
 #include "consumer/idmap.h"
+#include "consumer/trace_reader.h"
 #include "consumer/trace_seq.h"
 #include "perfetto/trace/ftrace/ftrace_event.pb-c.h"
 #include "perfetto/trace/trace_packet.pb-c.h"
@@ -96,5 +97,20 @@ struct tb_te_origin {
  */
 void tb_tasks_te_origin(const struct tb_tasks *t, const struct tb_seqs *seqs,
                         const Perfetto__Protos__TracePacket *p, struct tb_te_origin *o);
+
+/*
+ * tb_tasks_next_packet() - the exporters' read step: decode the next packet
+ * of @r and learn from it, the sequence state (interning, clocks) into
+ * @seqs and tasks and tracks into @t.
+ * @p:      receives the packet when 1 is returned; owned by the caller, free
+ *          with perfetto__protos__trace_packet__free_unpacked().
+ * @ts:     receives its timestamp when @has_ts is set.
+ * @has_ts: whether the packet has a timestamp on a clock that resolved.
+ * Return: 1 a packet, 0 the end of the trace, -EBADMSG a packet that does
+ * not decode (logged) or a broken file (see tb_trace_reader_error()),
+ * -ENOMEM.
+ */
+int tb_tasks_next_packet(struct tb_trace_reader *r, struct tb_seqs *seqs, struct tb_tasks *t,
+                         Perfetto__Protos__TracePacket **p, uint64_t *ts, bool *has_ts);
 
 #endif /* TB_CONSUMER_EXPORT_TASKS_H */
