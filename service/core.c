@@ -13,7 +13,6 @@
 
 #include "common/log.h"
 #include "common/shm.h"
-#include "service/trace_buffer.h"
 
 #ifndef TB_VERSION_STRING
 #define TB_VERSION_STRING "traced-bpf"
@@ -193,6 +192,7 @@ int tb_svc_producer_connect(struct tb_svc_core *core, uid_t uid, pid_t pid,
 
 void tb_svc_producer_disconnect(struct tb_svc_producer *p)
 {
+    struct tb_svc_list *pos;
     struct tb_svc_core *core;
 
     if (!p)
@@ -203,13 +203,13 @@ void tb_svc_producer_disconnect(struct tb_svc_producer *p)
     /* Commit what it left behind before its memory goes away. */
     if (p->shm && p->scraping)
         tb_svc_producer_scrape(p, NULL);
-    /* Its id may go to the next producer, whose writers start afresh. */
-    for (size_t i = 0; i < p->nallowed; i++) {
-        struct tb_svc_buffer *b;
-
-        if (tb_svc_core_find_buffer(core, p->allowed[i], &b))
-            tb_tbuf_forget_producer(b->tbuf, p->id);
-    }
+    /*
+     * Its id may go to the next producer, whose writers start fresh
+     * sequences; what it wrote keeps its own sequence ids, uid and pid.
+     */
+    for (pos = core->sessions.next; pos != &core->sessions; pos = pos->next)
+        tb_svc_session_seq_retire_producer(tb_svc_container_of(pos, struct tb_svc_session, node),
+                                           p->id);
     tb_svc_flush_producer_gone(core, p->id);
     tb_svc_sessions_on_producer_gone(core, p);
     tb_svc_list_del(&p->node);

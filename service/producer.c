@@ -211,16 +211,15 @@ int tb_svc_producer_register_writer(struct tb_svc_producer *p, uint32_t writer_i
 
 int tb_svc_producer_unregister_writer(struct tb_svc_producer *p, uint32_t writer_id)
 {
+    struct tb_svc_list *pos;
+
     if (writer_id < TB_SHM_MIN_WRITER_ID || writer_id > TB_SHM_MAX_WRITER_ID || !p->writer_buf)
         return -EINVAL;
     p->writer_buf[writer_id] = 0;
     /* The id may be handed out again: its next chunks start a new sequence. */
-    for (size_t i = 0; i < p->nallowed; i++) {
-        struct tb_svc_buffer *b;
-
-        if (tb_svc_core_find_buffer(p->core, p->allowed[i], &b))
-            tb_tbuf_forget_writer(b->tbuf, p->id, (uint16_t)writer_id);
-    }
+    for (pos = p->core->sessions.next; pos != &p->core->sessions; pos = pos->next)
+        tb_svc_session_seq_retire(tb_svc_container_of(pos, struct tb_svc_session, node), p->id,
+                                  (uint16_t)writer_id);
     return 0;
 }
 
@@ -278,6 +277,8 @@ static int copy_chunk(struct tb_svc_producer *p, struct tb_svc_session *s,
     uint16_t writer_id = __atomic_load_n(&hdr->writer_id, __ATOMIC_RELAXED);
     uint16_t packets = tb_shm_chunk_packets_load(hdr);
     uint32_t len = tb_shm_chunk_payload_size(c);
+    uint16_t key_prod, key_writer;
+    struct tb_svc_seq *seq;
 
     if (writer_id < TB_SHM_MIN_WRITER_ID || writer_id > TB_SHM_MAX_WRITER_ID ||
         len > TB_SHM_MAX_PAGE_SIZE)
@@ -292,10 +293,12 @@ static int copy_chunk(struct tb_svc_producer *p, struct tb_svc_session *s,
                                     ~(TB_SHM_FLAG_LAST_CONTINUES | TB_SHM_FLAG_NEEDS_PATCHING));
     }
     memcpy(p->core->scratch, tb_shm_chunk_payload(c), len);
-    if (!tb_svc_session_seq(s, p->id, writer_id, (int32_t)p->uid, (int32_t)p->pid))
+    seq = tb_svc_session_seq(s, p->id, writer_id, (int32_t)p->uid, (int32_t)p->pid);
+    if (!seq)
         return -ENOMEM;
-    return tb_tbuf_copy_chunk(buf->tbuf, p->id, writer_id, chunk_id, packets, p->core->scratch, len,
-                              complete);
+    tb_svc_seq_tbuf_key(seq->seq_id, &key_prod, &key_writer);
+    return tb_tbuf_copy_chunk(buf->tbuf, key_prod, key_writer, chunk_id, packets, p->core->scratch,
+                              len, complete);
 }
 
 /* Target buffer check shared by commits and patches. */
@@ -346,7 +349,9 @@ static void patch_chunk(struct tb_svc_producer *p,
 {
     struct tb_tbuf_patch patches[TB_SHM_MAX_PATCHES_PER_CHUNK];
     struct tb_svc_buffer *buf = NULL;
+    uint16_t key_prod, key_writer;
     struct tb_svc_session *s;
+    struct tb_svc_seq *seq;
     int err;
 
     s = writable_buffer(p, cp->has_target_buffer ? cp->target_buffer : 0, &buf);
@@ -364,8 +369,14 @@ static void patch_chunk(struct tb_svc_producer *p,
         patches[i].data = pt->has_data ? pt->data.data : NULL;
         patches[i].size = pt->has_data ? pt->data.len : 0;
     }
-    /* The buffer counts failed patches itself; nothing else to undo here. */
-    err = tb_tbuf_apply_patches(buf->tbuf, p->id, (uint16_t)cp->writer_id, cp->chunk_id, patches,
+    /*
+     * The buffer counts failed patches itself; nothing else to undo here. A
+     * writer with no live sequence has nothing stored: sequence 0's key is
+     * never used, so the patches fail and are counted like any other miss.
+     */
+    seq = tb_svc_session_seq_find(s, p->id, (uint16_t)cp->writer_id);
+    tb_svc_seq_tbuf_key(seq ? seq->seq_id : 0, &key_prod, &key_writer);
+    err = tb_tbuf_apply_patches(buf->tbuf, key_prod, key_writer, cp->chunk_id, patches,
                                 cp->n_patches, cp->has_has_more_patches && cp->has_more_patches);
     if (err)
         tb_debug("svc: producer %u patch of writer %u chunk %u: %s", p->id, cp->writer_id,

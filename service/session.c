@@ -2,8 +2,8 @@
  * session.c - a tracing session's lifecycle: validate and copy the
  * TraceConfig, create its central buffers, start it, stop it (stop data
  * sources, wait for acks with a bound, final scrape, answer the consumer),
- * free it. Also the session's sequence table and its queue of service
- * packets. Data-source instances are in session_ds.c.
+ * free it. Also the session's queue of service packets. Data-source
+ * instances are in session_ds.c, packet sequences in session_seq.c.
  */
 #include "service/svc_internal.h"
 
@@ -68,46 +68,6 @@ static void queue_clock_snapshot(struct tb_svc_session *s)
         return;
     if (!tb_svc_pkt_clock_snapshot(s->core->own_uid, &pkt, &len))
         tb_svc_session_queue(s, pkt, len);
-}
-
-struct tb_svc_seq *tb_svc_session_seq(struct tb_svc_session *s, uint16_t producer_id,
-                                      uint16_t writer_id, int32_t uid, int32_t pid)
-{
-    uint32_t key = (uint32_t)producer_id << 16 | writer_id;
-    size_t mask, i;
-
-    if (!key)
-        return NULL;
-    if ((s->nseq + 1) * 2 > s->nseq_cap) {
-        size_t ncap = s->nseq_cap ? s->nseq_cap * 2 : 64;
-        struct tb_svc_seq *n = calloc(ncap, sizeof(*n));
-
-        if (!n)
-            return NULL;
-        for (size_t j = 0; j < s->nseq_cap; j++) {
-            if (!s->seqs[j].key)
-                continue;
-            for (i = (s->seqs[j].key * 2654435761u) & (ncap - 1); n[i].key;
-                 i = (i + 1) & (ncap - 1))
-                ;
-            n[i] = s->seqs[j];
-        }
-        free(s->seqs);
-        s->seqs = n;
-        s->nseq_cap = ncap;
-    }
-    mask = s->nseq_cap - 1;
-    for (i = (key * 2654435761u) & mask; s->seqs[i].key; i = (i + 1) & mask)
-        if (s->seqs[i].key == key)
-            return &s->seqs[i];
-    if (uid < 0 && pid < 0)
-        return NULL; /* lookup only */
-    s->seqs[i].key = key;
-    s->seqs[i].seq_id = s->next_seq_id++;
-    s->seqs[i].uid = uid;
-    s->seqs[i].pid = pid;
-    s->nseq++;
-    return &s->seqs[i];
 }
 
 bool tb_svc_session_has_buffer(const struct tb_svc_session *s, uint16_t buffer_id)
@@ -194,7 +154,6 @@ int tb_svc_session_new(struct tb_svc_consumer *c, const Perfetto__Protos__TraceC
     s->id = core->next_session_id++;
     s->out_fd = fd;
     fd = -1;
-    s->next_seq_id = 2; /* 1 is the service's own sequence */
     s->q_tail = &s->q_head;
     tb_svc_list_init(&s->instances);
     tb_svc_list_add_tail(&core->sessions, &s->node);
@@ -391,7 +350,7 @@ void tb_svc_session_free(struct tb_svc_session *s)
             core->buffer_kb_total -= s->cfg->buffers[i]->size_kb;
     }
     free(s->bufs);
-    free(s->seqs);
+    tb_svc_session_seq_free(s);
     tb_svc_session_queue_clear(s);
     if (s->out_fd >= 0)
         close(s->out_fd);

@@ -96,7 +96,8 @@ static int emit_producer_packet(struct read_pass *rp, const struct tb_tbuf_packe
     struct tb_svc_seq *seq;
     int n;
 
-    seq = tb_svc_session_seq(s, pkt->producer_id, pkt->writer_id, -1, -1);
+    /* Buffers are keyed by sequence (session_seq.c): this finds the packet's own. */
+    seq = tb_svc_session_seq_by_tbuf_key(s, pkt->producer_id, pkt->writer_id);
     if (tb_pval_check_slices(pkt->slices, pkt->num_slices)) {
         s->invalid_packets++;
         /* The next packet of the sequence tells the reader one went missing. */

@@ -1,7 +1,7 @@
 /*
  * svc_internal.h - the service core's private data model, shared by the
- * core's own files (core.c, producer.c, session.c, session_flush.c,
- * session_read.c, session_file.c). Nothing outside service/core*.c and
+ * core's own files (core.c, producer.c, session.c, session_seq.c,
+ * session_flush.c, session_read.c, session_file.c). Nothing outside service/core*.c and
  * service/session*.c / producer.c may include it; the endpoints use core.h.
  *
  * Ownership: the core owns producers, consumers and sessions; a session owns
@@ -160,9 +160,12 @@ struct tb_svc_buffer {
     struct tb_tbuf *tbuf;
 };
 
-/* (producer, writer) -> trusted sequence id, plus the producer's identity. */
+/*
+ * One packet sequence: a (producer, writer) generation, its trusted sequence
+ * id and the producer's identity (session_seq.c).
+ */
 struct tb_svc_seq {
-    uint32_t key; /* producer_id << 16 | writer_id; 0 = empty slot */
+    uint32_t key; /* producer_id << 16 | writer_id */
     uint32_t seq_id;
     int32_t uid;
     int32_t pid;
@@ -189,10 +192,13 @@ struct tb_svc_session {
     struct tb_svc_buffer *bufs;
     size_t nbufs;
     struct tb_svc_list instances;
-    /* open-addressing table of sequences; nseq_cap is a power of two */
+    /* every sequence seen, seqs[i].seq_id == i + 2 (session_seq.c) */
     struct tb_svc_seq *seqs;
-    size_t nseq, nseq_cap;
-    uint32_t next_seq_id;
+    size_t nseq, seqs_cap;
+    /* live (producer, writer) -> index in seqs + 1; 0 = empty; power-of-two cap */
+    uint32_t *seq_index;
+    size_t seq_index_cap, seq_index_used;
+    bool seq_full_warned;
     /* queued service packets, FIFO */
     struct tb_svc_qpkt *q_head, **q_tail;
     bool config_emitted;
@@ -298,9 +304,36 @@ void tb_svc_session_instance_stopped(struct tb_svc_session *s, struct tb_svc_ins
 /* Queue a service packet (takes @data, a malloc'ed buffer, freeing it). */
 int tb_svc_session_queue(struct tb_svc_session *s, uint8_t *data, size_t len);
 void tb_svc_session_queue_clear(struct tb_svc_session *s);
-/* The sequence entry for (producer, writer), created if needed. */
+
+/* ---- session_seq.c */
+/*
+ * The live sequence of (producer, writer), created with a fresh id (and @uid,
+ * @pid) if it has none. NULL on ENOMEM or past the session's sequence limit.
+ * Owned by @s, valid until the next call that creates a sequence.
+ */
 struct tb_svc_seq *tb_svc_session_seq(struct tb_svc_session *s, uint16_t producer_id,
                                       uint16_t writer_id, int32_t uid, int32_t pid);
+/* The live sequence of (producer, writer), or NULL. */
+struct tb_svc_seq *tb_svc_session_seq_find(struct tb_svc_session *s, uint16_t producer_id,
+                                           uint16_t writer_id);
+/*
+ * The key a sequence's chunks carry in the session's central buffers (what
+ * the buffer calls producer and writer id). Sequence 0 maps to a key no
+ * sequence ever has.
+ */
+void tb_svc_seq_tbuf_key(uint32_t seq_id, uint16_t *producer_id, uint16_t *writer_id);
+/* The sequence, live or ended, of a packet read back with that key, or NULL. */
+struct tb_svc_seq *tb_svc_session_seq_by_tbuf_key(struct tb_svc_session *s, uint16_t producer_id,
+                                                  uint16_t writer_id);
+/*
+ * End the live sequence of (producer, writer): its chunks still drain with its
+ * own identity, the next chunk of that pair opens a new sequence.
+ */
+void tb_svc_session_seq_retire(struct tb_svc_session *s, uint16_t producer_id, uint16_t writer_id);
+/* tb_svc_session_seq_retire() for every writer of @producer_id. */
+void tb_svc_session_seq_retire_producer(struct tb_svc_session *s, uint16_t producer_id);
+/* Free the sequence table (at session end). */
+void tb_svc_session_seq_free(struct tb_svc_session *s);
 bool tb_svc_session_has_buffer(const struct tb_svc_session *s, uint16_t buffer_id);
 /* Fill TraceStats for @s (arrays owned by @out, freed by tb_svc_stats_clear). */
 int tb_svc_session_stats(struct tb_svc_session *s, Perfetto__Protos__TraceStats *out);

@@ -7,3 +7,5 @@ tb_unit_test(NAME service_hostile_test SOURCES unit/service_hostile_test.c LIBS 
 # transmit queue's peak checked.
 tb_unit_test(NAME service_stream_test SOURCES unit/service_stream_test.c LIBS tb_service_core
              TIMEOUT 180)
+# Trusted sequence ids across recycled writer and producer ids.
+tb_unit_test(NAME service_seq_test SOURCES unit/service_seq_test.c LIBS tb_service_core)
