@@ -1,7 +1,8 @@
 /*
  * service_daemon_test.c - the traced-bpf binary as a user runs it: flags,
- * a stale socket file taken over, a second instance refused, --background
- * and a clean SIGTERM shutdown.
+ * a stale socket file taken over, a second instance refused, --background,
+ * a clean SIGTERM shutdown, and a dying kernel producer child restarted
+ * with back-off (a fake traced-bpf-probes script in --probes-dir).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -210,12 +211,109 @@ static void test_background(void **state)
     assert_int_not_equal(kill(daemon_pid, 0), 0);
 }
 
+/* Lines of the fake probes' start log: "<realtime ns> <pid> <producer socket>". */
+struct probe_start {
+    long long ns;
+    pid_t pid;
+    char sock[128];
+};
+
+static size_t read_starts(const char *path, struct probe_start *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+
+    if (!f)
+        return 0;
+    while (n < cap && fscanf(f, "%lld %d %127s", &out[n].ns, &out[n].pid, out[n].sock) == 3)
+        n++;
+    fclose(f);
+    return n;
+}
+
+/*
+ * A kernel producer that dies at once is restarted with a back-off that
+ * grows, while the service keeps answering consumers; the third start stays
+ * up, and SIGTERM on the service stops it too.
+ */
+static void test_probes_restart_backoff(void **state)
+{
+    char probes[128], log[128];
+    const char *args[] = {"--probes-dir", dir, NULL};
+    struct probe_start st[16];
+    struct tb_cc *cc;
+    int queries = 0, devnull;
+    struct timespec t0, now;
+    size_t n;
+    pid_t daemon;
+    FILE *f;
+
+    snprintf(probes, sizeof(probes), "%s/traced-bpf-probes", dir);
+    snprintf(log, sizeof(log), "%s/starts.log", dir);
+    f = fopen(probes, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "#!/bin/sh\n"
+            "echo \"$(date +%%s%%N) $$ $PERFETTO_PRODUCER_SOCK_NAME\" >> %s\n"
+            "[ \"$(wc -l < %s)\" -ge 3 ] && exec sleep 30\n"
+            "exit 1\n",
+            log, log);
+    fclose(f);
+    assert_int_equal(chmod(probes, 0755), 0);
+
+    devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    daemon = spawn(args, devnull);
+    close(devnull);
+    assert_true(wait_file(csock, true));
+    /* Starts at about 0, 1 and 3 s; ask the service questions all along. */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        Perfetto__Protos__TracingServiceState *ss;
+
+        assert_int_equal(tb_cc_connect(csock, 2000, &cc), 0);
+        assert_int_equal(tb_cc_query_state(cc, 2000, &ss), 0);
+        perfetto__protos__tracing_service_state__free_unpacked(ss, NULL);
+        tb_cc_free(cc);
+        queries++;
+        sleep_ms(100);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 < 4500);
+    assert_true(queries >= 20);
+
+    n = read_starts(log, st, 16);
+    print_message("probes started %zu times; gaps:", n);
+    for (size_t i = 1; i < n; i++)
+        print_message(" %lld ms", (st[i].ns - st[i - 1].ns) / 1000000);
+    print_message("\n");
+    assert_true(n >= 2);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(st[i].sock, psock); /* pointed at our producer socket */
+    /* The first restart waits the minimum back-off, later ones no less. */
+    assert_true(st[1].ns - st[0].ns >= 900 * 1000000LL);
+    for (size_t i = 2; i < n; i++)
+        assert_true(st[i].ns - st[i - 1].ns >= st[i - 1].ns - st[i - 2].ns - 50 * 1000000LL);
+
+    kill(daemon, SIGTERM);
+    assert_int_equal(wait_exit(daemon), 0);
+    /* No child left behind: the one that stayed up went with the service. */
+    for (size_t i = 0; i < n; i++) {
+        bool gone = kill(st[i].pid, 0) != 0 && errno == ESRCH;
+
+        if (!gone)
+            kill(st[i].pid, SIGKILL);
+        assert_true(gone);
+    }
+    unlink(probes);
+    unlink(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_socket_and_second_instance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probes_restart_backoff, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
