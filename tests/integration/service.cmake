@@ -7,3 +7,9 @@ add_dependencies(service_e2e_test traced-bpf)
 tb_unit_test(NAME service_daemon_test SOURCES integration/service_daemon_test.c
              LIBS tb_service_core LABELS integration TIMEOUT 60)
 add_dependencies(service_daemon_test traced-bpf)
+
+# A producer that never reads its socket: dropped past its queue limit while
+# another producer and a consumer finish a session on the real daemon.
+tb_unit_test(NAME service_stuck_test SOURCES integration/service_stuck_test.c
+             LIBS tb_service_core LABELS integration TIMEOUT 120)
+add_dependencies(service_stuck_test traced-bpf)
