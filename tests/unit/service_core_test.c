@@ -509,9 +509,9 @@ static void test_writer_id_recycled(void **state)
     struct fake_prod *fp = add_producer(f, "prod", "test.ds", false);
     Perfetto__Protos__TracePacket *pp[16];
     struct readout r = {0};
+    uint32_t target, seq[2] = {0, 0};
     struct cfg_store c;
     char err[128];
-    uint32_t target;
     size_t n;
 
     make_cfg(&c, 256, "test.ds");
@@ -528,10 +528,16 @@ static void test_writer_id_recycled(void **state)
     assert_int_equal(tb_svc_consumer_read(f->cons.c, collect, &r), 0);
     n = producer_packets(&r, pp, 16);
     assert_int_equal(n, 10);
-    for (unsigned i = 0; i < 5; i++) {
-        assert_int_equal(pp[i]->timestamp, 100 + i);
-        assert_int_equal(pp[5 + i]->timestamp, 200 + i);
+    /* Two sequences, each in order; which one is read first is not specified. */
+    for (unsigned i = 0, k[2] = {0, 0}; i < n; i++) {
+        unsigned gen = pp[i]->timestamp >= 200;
+
+        assert_int_equal(pp[i]->timestamp, (gen ? 200 : 100) + k[gen]++);
+        if (!seq[gen])
+            seq[gen] = pp[i]->trusted_packet_sequence_id;
+        assert_int_equal(pp[i]->trusted_packet_sequence_id, seq[gen]);
     }
+    assert_int_not_equal(seq[0], seq[1]);
     readout_free(&r);
     tb_svc_producer_disconnect(fp->p);
     fp_free(fp);
