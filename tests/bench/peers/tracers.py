@@ -309,7 +309,10 @@ class Bpftrace(Tracer):
             f.write('BEGIN { printf("ready\\n"); }\n')
             for tp, k in BPFTRACE_KINDS.items():
                 f.write(f'tracepoint:sched:{tp} {{ printf("{k} %d\\n", tid); }}\n')
-        self._spawn(["bpftrace", "-o", self.out, script], "bpftrace.out")
+        # stdout to the file, as "bpftrace x.bt > file" does: bpftrace
+        # flushes every line there, while its -o file is block-buffered and
+        # would hide the "ready" line until enough events pile up.
+        self._spawn(["bpftrace", script], os.path.basename(self.out))
         # BEGIN runs once every probe is attached.
         wait_for_text(self.out, "ready\n", READY_TIMEOUT_S, self.proc)
 
