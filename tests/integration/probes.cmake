@@ -10,7 +10,7 @@ set_tests_properties(probes_ftrace_test PROPERTIES RESOURCE_LOCK kernel)
 
 # traced-bpf-probes end to end: the real daemon and the real producer binary,
 # a session recorded over the consumer socket, the trace decoded.
-# NOT REGISTERED: since service 655e63a the daemon flags an orphan continuation (previous_packet_dropped 0x9) on the probes' ftrace sequence in every run; re-enable when fixed.
+# NOT REGISTERED: the producer client sends UnregisterTraceWriter before the writer's last CommitData (common/producer_client_smb.c flushes commits only before NotifyDataSourceStopped), so the service ends the ftrace sequence early: the bundle spanning the late chunks is dropped and they land in a new sequence flagged 0x9; re-enable when the client commits first.
 # if(TARGET traced-bpf AND TARGET traced-bpf-probes)
 #   tb_unit_test(NAME probes_e2e_test SOURCES integration/probes_e2e_test.c
 #                LIBS tb_common LABELS integration TIMEOUT 120)

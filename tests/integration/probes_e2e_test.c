@@ -336,6 +336,8 @@ struct seen {
     uint64_t lost_bundles, dropped_packets, bundles;
     uint32_t seqs[16]; /* sequences seen so far */
     size_t nr_seqs;
+    uint32_t ftrace_seqs[4]; /* sequences carrying ftrace bundles */
+    size_t nr_ftrace_seqs;
     bool marker, tree_self, stats_end;
     uint64_t stats_dropped, stats_overrun;
 };
@@ -390,19 +392,24 @@ static int on_packet(void *ctx, const uint8_t *data, size_t len)
 
     assert_non_null(p);
     /*
-     * The service flags the first packet it reads of every sequence (nothing
-     * vouches for what came before it); only a flag later in a sequence is a
-     * loss.
+     * A service may flag the first packet of every sequence as a bare
+     * "dropped" (nothing vouches for what came before it), so a first packet
+     * with PRESENT alone is no loss. A cause bit is, even on a first packet:
+     * a writer's late chunks that land in a new sequence (unregistered
+     * before its last commit) carry ORPHAN_CONTINUATION there.
      */
     if (p->optional_trusted_packet_sequence_id_case ==
         PERFETTO__PROTOS__TRACE_PACKET__OPTIONAL_TRUSTED_PACKET_SEQUENCE_ID_TRUSTED_PACKET_SEQUENCE_ID) {
+        uint32_t dropped = p->has_previous_packet_dropped ? p->previous_packet_dropped : 0;
+        bool first;
         size_t i;
 
         for (i = 0; i < s->nr_seqs && s->seqs[i] != p->trusted_packet_sequence_id; i++)
             ;
-        if (i == s->nr_seqs && i < sizeof(s->seqs) / sizeof(s->seqs[0])) {
+        first = i == s->nr_seqs;
+        if (first && i < sizeof(s->seqs) / sizeof(s->seqs[0]))
             s->seqs[s->nr_seqs++] = p->trusted_packet_sequence_id;
-        } else if (p->has_previous_packet_dropped && p->previous_packet_dropped) {
+        if (dropped && (!first || dropped != 1)) {
             print_message("sequence %u: packet after a loss (causes 0x%x)\n",
                           p->trusted_packet_sequence_id, p->previous_packet_dropped);
             s->dropped_packets++;
@@ -411,8 +418,14 @@ static int on_packet(void *ctx, const uint8_t *data, size_t len)
     if (p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_FTRACE_EVENTS) {
         const Perfetto__Protos__FtraceEventBundle *b = p->ftrace_events;
         const Perfetto__Protos__FtraceEventBundle__CompactSched *cs = b->compact_sched;
+        size_t j;
 
         s->bundles++;
+        for (j = 0; j < s->nr_ftrace_seqs && s->ftrace_seqs[j] != p->trusted_packet_sequence_id;
+             j++)
+            ;
+        if (j == s->nr_ftrace_seqs && j < sizeof(s->ftrace_seqs) / sizeof(s->ftrace_seqs[0]))
+            s->ftrace_seqs[s->nr_ftrace_seqs++] = p->trusted_packet_sequence_id;
         if (b->lost_events)
             s->lost_bundles++;
         for (size_t i = 0; i < b->n_event; i++)
@@ -487,13 +500,14 @@ static void test_sched_and_process_tree(void **state)
     /* What was seen, so a failure says more than its first assertion. */
     print_message("bundles %llu lost %llu dropped_packets %llu stats_dropped %llu overrun %llu "
                   "fork0 %d rename0 %d exit0 %d pong_forked %d wake_pong %llu wake_self %llu "
-                  "switch_to_pong %llu switch_to_self %llu tree_self %d stats_end %d\n",
+                  "switch_to_pong %llu switch_to_self %llu tree_self %d stats_end %d "
+                  "ftrace_seqs %zu\n",
                   (unsigned long long)s.bundles, (unsigned long long)s.lost_bundles,
                   (unsigned long long)s.dropped_packets, (unsigned long long)s.stats_dropped,
                   (unsigned long long)s.stats_overrun, s.fork[0], s.rename[0], s.exit[0],
                   s.pong_forked, (unsigned long long)s.wake_pong, (unsigned long long)s.wake_self,
                   (unsigned long long)s.switch_to_pong, (unsigned long long)s.switch_to_self,
-                  s.tree_self, s.stats_end);
+                  s.tree_self, s.stats_end, s.nr_ftrace_seqs);
     for (int i = 0; i < NR_CHILDREN; i++) {
         assert_true(s.fork[i]);
         assert_true(s.rename[i]);
@@ -516,6 +530,8 @@ static void test_sched_and_process_tree(void **state)
     assert_true(s.stats_end);
     assert_int_equal(s.lost_bundles, 0);
     assert_int_equal(s.dropped_packets, 0);
+    /* One TraceWriter writes the bundles: a second sequence means it was split. */
+    assert_int_equal(s.nr_ftrace_seqs, 1);
     assert_int_equal(s.stats_dropped, 0);
     assert_int_equal(s.stats_overrun, 0);
 
