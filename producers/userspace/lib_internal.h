@@ -67,6 +67,9 @@ struct tbl_global {
     uint64_t process_uuid;
     pid_t pid;
     char process_name[64];
+    /* /proc/self/cmdline: NUL-separated args, cut at a whole arg. */
+    char cmdline[512];
+    size_t cmdline_len;
     _Atomic uint64_t events_written;
     _Atomic uint64_t events_dropped;
     _Atomic uint64_t chunks_missed;

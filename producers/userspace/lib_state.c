@@ -64,6 +64,22 @@ static void read_process_name(char *buf, size_t len)
     fclose(f);
 }
 
+/* Whole arguments only: a cut one would show as a wrong argument. */
+static size_t read_cmdline(char *buf, size_t len)
+{
+    FILE *f = fopen("/proc/self/cmdline", "re");
+    size_t n, keep = 0;
+
+    if (!f)
+        return 0;
+    n = fread(buf, 1, len, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (!buf[i])
+            keep = i + 1;
+    return keep;
+}
+
 /*
  * Identity of this process. Re-run in a forked child so its tracks get
  * uuids of their own (the pid alone could repeat across boots in one
@@ -74,6 +90,7 @@ void tbl_process_init(void)
     tbl_g.pid = getpid();
     tbl_g.process_uuid = tbl_mix64(((uint64_t)(uint32_t)tbl_g.pid << 32) ^ tbl_now_ns());
     read_process_name(tbl_g.process_name, sizeof(tbl_g.process_name));
+    tbl_g.cmdline_len = read_cmdline(tbl_g.cmdline, sizeof(tbl_g.cmdline));
 }
 
 void tbl_bump_gen(void)

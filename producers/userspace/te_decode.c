@@ -145,6 +145,8 @@ static int add_track(struct tbl_decoded *d, const Perfetto__Protos__TrackDescrip
     if (td->process) {
         t.is_process = true;
         t.pid = td->process->pid;
+        t.cmdline = (const char *const *)td->process->cmdline;
+        t.ncmdline = td->process->n_cmdline;
         if (!t.name)
             t.name = td->process->process_name;
     }

@@ -33,6 +33,8 @@ struct tbl_dtrack {
     int32_t pid; /* process of the track (walked up for custom tracks) */
     int64_t tid; /* thread tracks only, else 0 */
     const char *name;
+    const char *const *cmdline; /* process tracks: the arguments */
+    size_t ncmdline;
     bool is_process;
     bool is_thread;
     bool is_counter;

@@ -109,10 +109,13 @@ static void write_sequence_start(struct tbl_tls *t, uint64_t ts)
     tb_pbw_append_varint(w, 1, tbl_g.process_uuid);
     tb_pbw_begin_nested(w, 3);
     tb_pbw_append_int(w, 1, tbl_g.pid);
-    if (tbl_g.process_name[0]) {
-        tb_pbw_append_string(w, 2, tbl_g.process_name); /* cmdline */
+    /* cmdline: one string an argument, as the kernel gives them */
+    for (size_t off = 0; off < tbl_g.cmdline_len; off += strlen(tbl_g.cmdline + off) + 1)
+        tb_pbw_append_string(w, 2, tbl_g.cmdline + off);
+    if (!tbl_g.cmdline_len && tbl_g.process_name[0])
+        tb_pbw_append_string(w, 2, tbl_g.process_name);
+    if (tbl_g.process_name[0])
         tb_pbw_append_string(w, 6, tbl_g.process_name);
-    }
     tb_pbw_end_nested(w);
     tb_pbw_end_nested(w);
     if (!end_packet(t))

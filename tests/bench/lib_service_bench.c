@@ -9,34 +9,75 @@
  * (thread CPU ns per event, timed over the back-to-back bursts only).
  * Not run by ctest.
  *
- *   build/tests/lib_service_bench [-r events/s] [-d seconds] [-k instant|slice|counter]
- *                                 [-t threads,...] [-b burst] [-s shm_kb]
+ *   build/tests/lib_service_bench [-r events/s] [-d seconds] [-k instant|indexed|slice|counter]
+ *                                 [-t threads,...] [-b burst] [-s shm_kb] [-c catchup_us]
  *
- * Defaults: -r 1000000 -d 2 -k instant -t 1,2,4 -b 64.
+ * -k indexed: instants carrying their index; with one thread the trace is
+ * decoded and the missing indices and loss marks are listed.
+ * Defaults: -r 1000000 -d 2 -k instant -t 1,2,4 -b 64 -c 1000. A thread
+ * kept off the CPU for longer than -c moves its schedule later rather than
+ * emitting its backlog at full speed (-c 0: always catch up); "shift ms"
+ * says by how much in total, and the achieved rate shows it.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../integration/lib_rate_util.h"
+#include "producers/userspace/te_decode.h"
 #include "tracebpf/tracebpf.h"
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: lib_service_bench [-r events/s] [-d seconds] "
-                    "[-k instant|slice|counter] [-t 1,2,4] [-b burst] [-s shm_kb]\n");
+    fprintf(
+        stderr,
+        "usage: lib_service_bench [-r events/s] [-d seconds] "
+        "[-k instant|indexed|slice|counter] [-t 1,2,4] [-b burst] [-s shm_kb] [-c catchup_us]\n");
+}
+
+/* -k indexed, one thread: which indices are missing from the trace. */
+static void report_missing(const uint8_t *trace, size_t len, uint64_t emitted)
+{
+    struct tbl_decoded *d = NULL;
+    uint8_t *seen = calloc(emitted, 1);
+    uint64_t shown = 0;
+
+    if (!seen || tbl_decode(trace, len, &d)) {
+        fprintf(stderr, "lib_service_bench: cannot decode the trace\n");
+        goto out;
+    }
+    for (size_t i = 0; i < d->nev; i++) {
+        const struct tbl_devent *e = &d->ev[i];
+
+        if (e->nannots == 1 && e->annots[0].v.u < emitted)
+            seen[e->annots[0].v.u] = 1;
+        if (e->dropped_before)
+            printf("  loss mark 0x%x before index %llu\n", e->dropped_before,
+                   e->nannots == 1 ? (unsigned long long)e->annots[0].v.u : 0ull);
+    }
+    for (uint64_t i = 0; i < emitted && shown < 10; i++)
+        if (!seen[i]) {
+            printf("  missing index %llu\n", (unsigned long long)i);
+            shown++;
+        }
+out:
+    tbl_decoded_free(d);
+    free(seen);
 }
 
 static int run_one(const struct lr_daemon *d, enum lr_kind kind, int threads, uint64_t rate,
-                   double secs, unsigned burst)
+                   double secs, unsigned burst, uint64_t catchup_ns)
 {
     TRACEBPF_OPTS(tracebpf_stats, before);
     TRACEBPF_OPTS(tracebpf_stats, after);
     struct lr_emitter em[16];
     struct lr_count c;
     struct tb_cc *cc;
-    uint64_t emitted = 0, cpu = 0, wall = 0, lag = 0, dropped;
+    uint8_t *trace = NULL;
+    size_t trace_len = 0;
+    uint64_t emitted = 0, cpu = 0, wall = 0, lag = 0, shifted = 0, dropped;
     /* ~40 bytes a packet in the central buffer, with room to spare. */
     uint64_t need_kb = (uint64_t)((double)rate * secs * 64 / 1024) + 4096;
     int err;
@@ -47,41 +88,50 @@ static int run_one(const struct lr_daemon *d, enum lr_kind kind, int threads, ui
         return err;
     }
     tracebpf_get_stats(&before);
-    lr_run_emitters(em, threads, kind, rate, (uint64_t)(secs * 1e9), burst);
+    lr_run_emitters(em, threads, kind, rate, (uint64_t)(secs * 1e9), burst, catchup_ns);
     tracebpf_get_stats(&after);
-    err = lr_session_finish(cc, &c, NULL, NULL);
+    err = lr_session_finish(cc, &c, kind == LR_INSTANT_INDEXED ? &trace : NULL, &trace_len);
     if (err) {
         fprintf(stderr, "lib_service_bench: read back: %s\n", strerror(-err));
         return err;
     }
+    if (c.dropped_bits)
+        fprintf(stderr, "lib_service_bench: previous_packet_dropped causes 0x%x\n", c.dropped_bits);
     for (int i = 0; i < threads; i++) {
         emitted += em[i].events;
         cpu += em[i].burst_cpu_ns;
         wall = em[i].wall_ns > wall ? em[i].wall_ns : wall;
         lag = em[i].max_lag_ns > lag ? em[i].max_lag_ns : lag;
+        shifted = em[i].shifted_ns > shifted ? em[i].shifted_ns : shifted;
     }
     dropped = after.events_dropped - before.events_dropped;
-    printf("%7d %10llu %10.0f %10llu %10llu %8llu %8llu %8.1f %9.2f\n", threads,
+    printf("%7d %10llu %10.0f %10llu %10llu %10llu %8llu %6llu %8.1f %8.1f %5.1f %9.2f\n", threads,
            (unsigned long long)emitted, (double)emitted * 1e9 / (double)wall,
+           (unsigned long long)(after.events_written - before.events_written),
            (unsigned long long)c.track_events, (unsigned long long)(emitted - c.track_events),
-           (unsigned long long)dropped, (unsigned long long)c.dropped_marks, (double)lag / 1e3,
+           (unsigned long long)dropped, (unsigned long long)c.dropped_marks, (double)lag / 1e6,
+           (double)shifted / 1e6, c.packets ? (double)c.bytes / (double)c.packets : 0.0,
            (double)cpu / (double)emitted);
+    if (trace && threads == 1)
+        report_missing(trace, trace_len, emitted);
+    free(trace);
     fflush(stdout);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    static const char *kinds[] = {"instant", "instant", "slice", "counter"};
+    static const char *kinds[] = {"instant", "indexed instant", "slice", "counter"};
     uint64_t rate = 1000000;
     double secs = 2;
     enum lr_kind kind = LR_INSTANT;
     unsigned burst = 64, shm_kb = 0;
+    uint64_t catchup_ns = 1000000;
     int threads[8] = {1, 2, 4}, nthreads = 3, opt, err = 0;
-    char bin[4096];
+    char bin[4096], catchup_buf[32];
     struct lr_daemon d;
 
-    while ((opt = getopt(argc, argv, "r:d:k:t:b:s:h")) != -1) {
+    while ((opt = getopt(argc, argv, "r:d:k:t:b:s:c:h")) != -1) {
         switch (opt) {
         case 'r':
             rate = strtoull(optarg, NULL, 10);
@@ -92,6 +142,7 @@ int main(int argc, char **argv)
         case 'k':
             kind = !strcmp(optarg, "slice")     ? LR_SLICE
                    : !strcmp(optarg, "counter") ? LR_COUNTER
+                   : !strcmp(optarg, "indexed") ? LR_INSTANT_INDEXED
                                                 : LR_INSTANT;
             break;
         case 't':
@@ -101,6 +152,11 @@ int main(int argc, char **argv)
             break;
         case 'b':
             burst = (unsigned)atoi(optarg);
+            break;
+        case 'c':
+            catchup_ns = strtoull(optarg, NULL, 10) * 1000;
+            if (!catchup_ns)
+                catchup_ns = UINT64_MAX;
             break;
         case 's':
             shm_kb = (unsigned)atoi(optarg);
@@ -131,13 +187,18 @@ int main(int argc, char **argv)
         err = 1;
         goto out;
     }
+    if (catchup_ns == UINT64_MAX)
+        snprintf(catchup_buf, sizeof(catchup_buf), "none");
+    else
+        snprintf(catchup_buf, sizeof(catchup_buf), "%llu", (unsigned long long)(catchup_ns / 1000));
     printf("libtracebpf through traced-bpf: %s at %llu events/s in total for %.1f s, "
-           "shm %u KiB, bursts of %u\n",
-           kinds[kind], (unsigned long long)rate, secs, shm_kb ? shm_kb : 256, burst);
-    printf("%7s %10s %10s %10s %10s %8s %8s %8s %9s\n", "threads", "emitted", "achieved/s",
-           "in trace", "missing", "dropped", "marks", "lag us", "ns/event");
+           "shm %u KiB, bursts of %u, catch-up limit %s us\n",
+           kinds[kind], (unsigned long long)rate, secs, shm_kb ? shm_kb : 256, burst, catchup_buf);
+    printf("%7s %10s %10s %10s %10s %10s %8s %6s %8s %8s %5s %9s\n", "threads", "emitted",
+           "achieved/s", "written", "in trace", "missing", "dropped", "marks", "lag ms", "shift ms",
+           "B/pkt", "ns/event");
     for (int i = 0; i < nthreads && !err; i++)
-        err = run_one(&d, kind, threads[i], rate, secs, burst);
+        err = run_one(&d, kind, threads[i], rate, secs, burst, catchup_ns);
 out:
     tracebpf_shutdown();
     lr_daemon_stop(&d);

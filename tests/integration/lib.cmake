@@ -1,6 +1,7 @@
 # libtracebpf against the real traced-bpf daemon on private sockets.
+# (the extra argument shows up in the process descriptor's cmdline)
 tb_unit_test(NAME lib_service_test SOURCES integration/lib_service_test.c
-             LIBS tracebpf_static LABELS integration TIMEOUT 180)
+             LIBS tracebpf_static LABELS integration TIMEOUT 180 ARGS "two words" x)
 if(TARGET traced-bpf)
   add_dependencies(lib_service_test traced-bpf)
 endif()

@@ -64,7 +64,7 @@ static void run(int threads, uint64_t total_rate, double secs)
     assert_int_equal(lr_session_start(daemon_.csock, 64 * 1024, &cc), 0);
     tracebpf_get_stats(&before);
     assert_int_equal(
-        lr_run_emitters(em, threads, LR_INSTANT_INDEXED, total_rate, (uint64_t)(secs * 1e9), 64),
+        lr_run_emitters(em, threads, LR_INSTANT_INDEXED, total_rate, (uint64_t)(secs * 1e9), 64, 0),
         0);
     tracebpf_get_stats(&after);
     assert_int_equal(lr_session_finish(cc, &c, &trace, &len), 0);

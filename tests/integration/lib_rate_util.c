@@ -164,13 +164,16 @@ static void count_packet(struct lr_count *c, const uint8_t *p, size_t len)
     uint64_t key, v;
 
     c->packets++;
+    c->bytes += len;
     while (p < end && varint(&p, end, &key)) {
         switch (key & 7) {
         case 0:
             if (!varint(&p, end, &v))
                 return;
-            if (key >> 3 == 42 && v)
+            if (key >> 3 == 42 && v) {
                 c->dropped_marks++;
+                c->dropped_bits |= (uint32_t)v;
+            }
             break;
         case 1:
             p += 8;
@@ -278,13 +281,14 @@ void *lr_emit_thread(void *arg)
     struct lr_emitter *e = arg;
     uint64_t total = e->rate * e->duration_ns / 1000000000ull;
     unsigned burst = e->burst ? e->burst : 64;
-    uint64_t t0, due_at, now, c0, done = 0;
+    uint64_t catchup = e->max_catchup_ns ? e->max_catchup_ns : 1000000;
+    uint64_t start, t0, due_at, now, c0, done = 0;
 
     if (e->kind == LR_SLICE)
         burst += burst & 1;
     total -= total % (e->kind == LR_SLICE ? 2 : 1);
     pthread_barrier_wait(e->start);
-    t0 = clock_ns(CLOCK_BOOTTIME);
+    start = t0 = clock_ns(CLOCK_BOOTTIME);
     while (done < total) {
         unsigned n = total - done < burst ? (unsigned)(total - done) : burst;
 
@@ -295,18 +299,22 @@ void *lr_emit_thread(void *arg)
         while (now < due_at);
         if (now - due_at > e->max_lag_ns)
             e->max_lag_ns = now - due_at;
+        if (now - due_at > catchup) {
+            e->shifted_ns += now - due_at;
+            t0 += now - due_at;
+        }
         c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
         emit_burst(e->kind, done, n);
         e->burst_cpu_ns += clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
         done += n;
     }
     e->events = done;
-    e->wall_ns = clock_ns(CLOCK_BOOTTIME) - t0;
+    e->wall_ns = clock_ns(CLOCK_BOOTTIME) - start;
     return NULL;
 }
 
 int lr_run_emitters(struct lr_emitter *em, int n, enum lr_kind kind, uint64_t total_rate,
-                    uint64_t duration_ns, unsigned burst)
+                    uint64_t duration_ns, unsigned burst, uint64_t max_catchup_ns)
 {
     pthread_barrier_t bar;
     pthread_t th[16];
@@ -320,6 +328,7 @@ int lr_run_emitters(struct lr_emitter *em, int n, enum lr_kind kind, uint64_t to
                                     .rate = total_rate / (uint64_t)n,
                                     .duration_ns = duration_ns,
                                     .burst = burst,
+                                    .max_catchup_ns = max_catchup_ns,
                                     .start = &bar};
     }
     for (; started < n; started++) {

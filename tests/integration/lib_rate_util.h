@@ -57,8 +57,10 @@ int lr_session_start(const char *csock, uint32_t buffer_kb, struct tb_cc **out);
 /* What came back: counted packet by packet, top-level fields only. */
 struct lr_count {
     uint64_t packets;
+    uint64_t bytes;         /* of all packets, without the Trace framing */
     uint64_t track_events;  /* packets with TracePacket.track_event (11) */
     uint64_t dropped_marks; /* packets with previous_packet_dropped (42) != 0 */
+    uint32_t dropped_bits;  /* OR of those values (the causes, spec 5.2) */
 };
 
 /*
@@ -78,21 +80,30 @@ enum lr_kind { LR_INSTANT, LR_INSTANT_INDEXED, LR_SLICE, LR_COUNTER };
  * them back to back, and times only those bursts (thread CPU time), so
  * @burst_cpu_ns / @events is the cost of the enabled path without the
  * pacing spin.
- * In: @kind, @rate (events/s), @duration_ns, @burst, @start (a barrier
- * every emitter and the caller wait on, borrowed).
+ * When the thread was kept off the CPU and is behind its schedule by more
+ * than @max_catchup_ns (0 = 1 ms), it moves its schedule later instead of
+ * emitting the backlog back to back: a paced source never exceeds its rate
+ * over a window longer than that, so a descheduling cannot turn into a
+ * burst far above the rate. The events are all emitted, later.
+ * In: @kind, @rate (events/s), @duration_ns (sets the event count),
+ * @burst, @max_catchup_ns, @start (a barrier every emitter and the caller
+ * wait on, borrowed).
  * Out: @events (a slice counts 2), @burst_cpu_ns, @wall_ns (first to last
- * event), @max_lag_ns (worst time an event was emitted after it was due).
+ * event), @max_lag_ns (worst time a burst was emitted after it was due),
+ * @shifted_ns (total schedule moves).
  */
 struct lr_emitter {
     enum lr_kind kind;
     uint64_t rate;
     uint64_t duration_ns;
     unsigned burst;
+    uint64_t max_catchup_ns;
     void *start;
     uint64_t events;
     uint64_t burst_cpu_ns;
     uint64_t wall_ns;
     uint64_t max_lag_ns;
+    uint64_t shifted_ns;
 };
 
 /* lr_emit_thread() - pthread body for one struct lr_emitter. */
@@ -100,10 +111,11 @@ void *lr_emit_thread(void *arg);
 
 /*
  * lr_run_emitters() - run @n emitters (n <= 16) of @kind, together at
- * @total_rate events/s split evenly, for @duration_ns; fills @em[0..n).
+ * @total_rate events/s split evenly, for @duration_ns, with @burst and
+ * @max_catchup_ns as in struct lr_emitter; fills @em[0..n).
  * Return: 0 or the pthread error (negative).
  */
 int lr_run_emitters(struct lr_emitter *em, int n, enum lr_kind kind, uint64_t total_rate,
-                    uint64_t duration_ns, unsigned burst);
+                    uint64_t duration_ns, unsigned burst, uint64_t max_catchup_ns);
 
 #endif /* TB_TESTS_LIB_RATE_UTIL_H */

@@ -31,6 +31,8 @@ TRACEBPF_DEFINE_CATEGORY(app, "app", "app events", NULL);
 TRACEBPF_DEFINE_CATEGORY(net, "net", "network events", NULL);
 
 static char dir[256], psock[300], csock[300];
+static int main_argc;
+static char **main_argv;
 static pid_t daemon_pid;
 
 static void sleep_ms(int ms)
@@ -258,6 +260,13 @@ static void test_round_trip(void **state)
     assert_int_equal(d->ev[j].annots[0].v.u, 512);
     assert_int_not_equal(d->ev[j].seq, d->ev[i].seq);
     assert_int_equal(tbl_decoded_track(d, d->ev[i].track_uuid)->pid, getpid());
+    /* The process track carries the command line, argument by argument. */
+    for (j = 0; j < d->ntracks && !d->tracks[j].is_process; j++)
+        ;
+    assert_true(j < d->ntracks);
+    assert_int_equal(d->tracks[j].ncmdline, main_argc);
+    for (int k = 0; k < main_argc; k++)
+        assert_string_equal(d->tracks[j].cmdline[k], main_argv[k]);
     tbl_decoded_free(d);
 }
 
@@ -411,8 +420,10 @@ static void test_service_restart(void **state)
     tbl_decoded_free(d);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    main_argc = argc;
+    main_argv = argv;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_config_selects_categories),
