@@ -462,6 +462,12 @@ static void run_op(struct tb_pc *pc, const struct pc_op *op)
 
         r.has_trace_writer_id = true;
         r.trace_writer_id = op->a;
+        /*
+         * The writer's last chunks were queued when it was destroyed: they
+         * must reach the service before it forgets the writer, or its final
+         * packet is split from its sequence and lost.
+         */
+        tb_pci_send_commits(pc, 0);
         tb_pci_invoke_drop(pc, "UnregisterTraceWriter", &r.base);
         break;
     }
