@@ -115,7 +115,7 @@ def print_all(kernel_rows, checks, user_rows, svc, notes, meta):
     print("   furthest from the in-kernel count of the workload's own events (wl)")
     print(kernel_text(kernel_rows, checks))
     print()
-    print("== userspace: ns a thread pays per event (median of repeats) ==")
+    print("== userspace: thread CPU ns per event (median of repeats) ==")
     print(user_text(user_rows))
     print()
     print("== service ==")

@@ -1,5 +1,6 @@
-"""user_table.py - the userspace table: nanoseconds a thread pays per event
-for libtracebpf (its own tests/bench/lib_bench, when built), a write() to an
+"""user_table.py - the userspace table: CPU nanoseconds a thread pays per event
+for libtracebpf (its own tests/bench/lib_bench, when built; an instant event,
+measured in thread CPU time like the others), a write() to an
 ftrace trace_marker, an LTTng-UST tracepoint, and clock_gettime(BOOTTIME),
 the floor any timestamped event pays.
 
@@ -9,6 +10,7 @@ one already running is used; otherwise one is started and stopped here.
 """
 
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -164,24 +166,54 @@ def lttng_rows(lttng_bin, count, repeats, threads_list, workdir, log):
     return rows, notes
 
 
-def lib_rows(lib_bench, repeats, log):
-    """libtracebpf's own benchmark: every output line carrying
-    'threads=N enabled=0|1 ns_per_event=X' becomes a row."""
+LIB_TABLE_ROW = re.compile(r"^(slice begin\+end|instant|counter)\s+(enabled|disabled)\s+([\d.\s]+)$")
+
+
+def lib_samples(text, samples):
+    """Reads lib_bench's table: a header naming the thread counts, then
+    'operation category ns ns ns' rows. Only 'instant' (one event) becomes
+    libtracebpf's ns per event; slices are two events and say so in a note.
+    """
+    threads = []
+    for line in text.splitlines():
+        if line.startswith("operation"):
+            threads = [int(t) for t in re.findall(r"(\d+) threads?", line)]
+            continue
+        m = LIB_TABLE_ROW.match(line.strip())
+        if not m or not threads:
+            continue
+        vals = [float(v) for v in m.group(3).split()]
+        for t, v in zip(threads, vals):
+            samples.setdefault((m.group(1), t, m.group(2) == "enabled"), []).append(v)
+
+
+def lib_rows(lib_bench, quick, repeats, log):
+    """libtracebpf's own benchmark (tests/bench/lib_bench, thread CPU ns)."""
     if not lib_bench or not os.path.exists(lib_bench):
-        return [], ["libtracebpf: skipped (tests/bench/lib_bench is not built yet)"]
+        return [], ["libtracebpf: skipped (tests/bench/lib_bench is not built)"]
     samples = {}
     for _ in range(repeats):
-        p = subprocess.run([lib_bench], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-        for line in p.stdout.splitlines():
-            kv = parse_kv(line)
-            if "ns_per_event" in kv and "threads" in kv and "enabled" in kv:
-                key = (int(kv["threads"]), kv["enabled"] in ("1", "true", "yes"))
-                samples.setdefault(key, []).append(float(kv["ns_per_event"]))
-    if not samples:
-        return [], ["libtracebpf: lib_bench printed no 'threads= enabled= ns_per_event=' lines"]
-    return [
-        row("libtracebpf", t, en, statistics.median(v)) for (t, en), v in sorted(samples.items())
-    ], []
+        p = subprocess.run(
+            [lib_bench, "100000" if quick else "1000000"],
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
+        lib_samples(p.stdout, samples)
+    rows = [
+        row("libtracebpf", t, en, statistics.median(v), "an instant event")
+        for (op, t, en), v in sorted(samples.items())
+        if op == "instant"
+    ]
+    if not rows:
+        return [], ["libtracebpf: lib_bench's table was not understood"]
+    notes = [
+        f"libtracebpf: slice begin+end (two events), enabled, {t} thread(s): "
+        f"{statistics.median(v):.1f} ns"
+        for (op, t, en), v in sorted(samples.items())
+        if op == "slice begin+end" and en
+    ]
+    return rows, notes
 
 
 def run(user_bin, lttng_bin, lib_bench, quick, workdir, log):
@@ -191,7 +223,7 @@ def run(user_bin, lttng_bin, lib_bench, quick, workdir, log):
     threads_list = [1, 2]
     rows, notes = [], []
     parts = [
-        ("libtracebpf", lambda: lib_rows(lib_bench, repeats, log)),
+        ("libtracebpf", lambda: lib_rows(lib_bench, quick, repeats, log)),
         ("trace_marker", lambda: marker_rows(user_bin, count, repeats, threads_list, log)),
         ("lttng-ust", lambda: lttng_rows(lttng_bin, count, repeats, threads_list, workdir, log)),
         ("clock_gettime", lambda: (clock_rows(user_bin, count * 5, repeats, threads_list), [])),
