@@ -216,10 +216,10 @@ int tb_svc_producer_unregister_writer(struct tb_svc_producer *p, uint32_t writer
     if (writer_id < TB_SHM_MIN_WRITER_ID || writer_id > TB_SHM_MAX_WRITER_ID || !p->writer_buf)
         return -EINVAL;
     p->writer_buf[writer_id] = 0;
-    /* The id may be handed out again: its next chunks start a new sequence. */
+    /* The id may be handed out again: a writer starting over gets a new sequence. */
     for (pos = p->core->sessions.next; pos != &p->core->sessions; pos = pos->next)
-        tb_svc_session_seq_retire(tb_svc_container_of(pos, struct tb_svc_session, node), p->id,
-                                  (uint16_t)writer_id);
+        tb_svc_session_seq_unregister(tb_svc_container_of(pos, struct tb_svc_session, node), p->id,
+                                      (uint16_t)writer_id);
     return 0;
 }
 
@@ -293,7 +293,8 @@ static int copy_chunk(struct tb_svc_producer *p, struct tb_svc_session *s,
                                     ~(TB_SHM_FLAG_LAST_CONTINUES | TB_SHM_FLAG_NEEDS_PATCHING));
     }
     memcpy(p->core->scratch, tb_shm_chunk_payload(c), len);
-    seq = tb_svc_session_seq(s, p->id, writer_id, (int32_t)p->uid, (int32_t)p->pid);
+    seq = tb_svc_session_seq(s, p->id, writer_id, chunk_id, complete, (int32_t)p->uid,
+                             (int32_t)p->pid);
     if (!seq)
         return -ENOMEM;
     tb_svc_seq_tbuf_key(seq->seq_id, &key_prod, &key_writer);

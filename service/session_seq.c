@@ -5,13 +5,22 @@
  * central buffers.
  *
  * A writer id handed back (UnregisterTraceWriter) or a producer that goes
- * away ends its sequences; the next chunk with the same (producer, writer)
- * opens a new sequence with a fresh id, even though the old one's chunks may
+ * away ends its sequences; the next writer with the same (producer, writer)
+ * gets a new sequence with a fresh id, even though the old one's chunks may
  * still wait unread in a buffer. To keep the two apart after the copy, the
  * buffers are not keyed by the producer's (producer, writer) pair but by the
- * sequence id itself (see seq_tbuf_key()), so a packet read back names its
+ * sequence id itself (tb_svc_seq_tbuf_key()), so a packet read back names its
  * own sequence and never borrows a newer generation's identity. The same
  * holds for producer ids, which the core reuses after 65535 connections.
+ *
+ * A producer that went away sends nothing more: its sequences end at once.
+ * An UnregisterTraceWriter may overtake the writer's last CommitData (our
+ * own producer client sends queued requests before the round's commits), so
+ * it only marks the sequence: chunks that carry it on (newer chunk ids, or
+ * the committed copy of the chunk last scraped) still join it, and the first
+ * chunk that starts over (a fresh writer numbers its chunks from 0) ends it
+ * and opens the new one. A producer that keeps counting chunk ids across the
+ * writers of one id stays on one sequence, which is what it asked for.
  *
  * Storage: every sequence the session ever saw, indexed by seq_id - 2 (ids
  * are dense, 1 is the service's own), plus an open-addressing index of the
@@ -128,15 +137,65 @@ struct tb_svc_seq *tb_svc_session_seq_find(struct tb_svc_session *s, uint16_t pr
     return s->seq_index[i] ? &s->seqs[s->seq_index[i] - 1] : NULL;
 }
 
+/* Ends the live sequence in slot @i: its unread chunks drain, then it is done. */
+static void retire_slot(struct tb_svc_session *s, size_t i)
+{
+    const struct tb_svc_seq *q = &s->seqs[s->seq_index[i] - 1];
+    uint16_t kp, kw;
+
+    tb_svc_seq_tbuf_key(q->seq_id, &kp, &kw);
+    /* Its chunks waiting for patches or a next fragment will get neither. */
+    for (size_t b = 0; b < s->nbufs; b++)
+        tb_tbuf_forget_writer(s->bufs[b].tbuf, kp, kw);
+    index_del(s, i);
+}
+
+/* Whether chunk @id carries sequence @q on. */
+static bool continues(const struct tb_svc_seq *q, uint32_t id)
+{
+    uint32_t ahead = id - q->max_chunk_id;
+
+    if (!q->has_chunk)
+        return true;
+    if (ahead == 0)
+        return q->max_incomplete; /* the commit of the chunk last scraped */
+    return ahead < (1u << 31);
+}
+
+static void note_chunk(struct tb_svc_seq *q, uint32_t id, bool complete)
+{
+    uint32_t ahead = id - q->max_chunk_id;
+
+    if (!q->has_chunk || (ahead && ahead < (1u << 31))) {
+        q->has_chunk = true;
+        q->max_chunk_id = id;
+        q->max_incomplete = !complete;
+    } else if (!ahead && complete) {
+        q->max_incomplete = false;
+    }
+}
+
 struct tb_svc_seq *tb_svc_session_seq(struct tb_svc_session *s, uint16_t producer_id,
-                                      uint16_t writer_id, int32_t uid, int32_t pid)
+                                      uint16_t writer_id, uint32_t chunk_id, bool complete,
+                                      int32_t uid, int32_t pid)
 {
     uint32_t key = (uint32_t)producer_id << 16 | writer_id;
-    struct tb_svc_seq *q = tb_svc_session_seq_find(s, producer_id, writer_id);
+    struct tb_svc_seq *q;
     size_t i;
 
-    if (q || !key)
-        return q;
+    if (!key)
+        return NULL;
+    if (s->seq_index_cap) {
+        i = index_find(s, key);
+        if (s->seq_index[i]) {
+            q = &s->seqs[s->seq_index[i] - 1];
+            if (!q->unregistered || continues(q, chunk_id)) {
+                note_chunk(q, chunk_id, complete);
+                return q;
+            }
+            retire_slot(s, i); /* a new writer with this id */
+        }
+    }
     if (s->nseq >= MAX_SEQS) {
         if (!s->seq_full_warned)
             tb_warn("svc: session %llu has %u packet sequences, discarding chunks of new ones",
@@ -161,35 +220,21 @@ struct tb_svc_seq *tb_svc_session_seq(struct tb_svc_session *s, uint16_t produce
     q->uid = uid;
     q->pid = pid;
     q->pending_drop = 0;
+    q->has_chunk = q->max_incomplete = q->unregistered = false;
+    note_chunk(q, chunk_id, complete);
     i = index_find(s, key);
     s->seq_index[i] = (uint32_t)++s->nseq;
     s->seq_index_used++;
     return q;
 }
 
-/* Ends the live sequence in slot @i: its unread chunks drain, then it is done. */
-static void retire_slot(struct tb_svc_session *s, size_t i)
+void tb_svc_session_seq_unregister(struct tb_svc_session *s, uint16_t producer_id,
+                                   uint16_t writer_id)
 {
-    const struct tb_svc_seq *q = &s->seqs[s->seq_index[i] - 1];
-    uint16_t kp, kw;
+    struct tb_svc_seq *q = tb_svc_session_seq_find(s, producer_id, writer_id);
 
-    tb_svc_seq_tbuf_key(q->seq_id, &kp, &kw);
-    /* Its chunks waiting for patches or a next fragment will get neither. */
-    for (size_t b = 0; b < s->nbufs; b++)
-        tb_tbuf_forget_writer(s->bufs[b].tbuf, kp, kw);
-    index_del(s, i);
-}
-
-void tb_svc_session_seq_retire(struct tb_svc_session *s, uint16_t producer_id, uint16_t writer_id)
-{
-    uint32_t key = (uint32_t)producer_id << 16 | writer_id;
-    size_t i;
-
-    if (!key || !s->seq_index_cap)
-        return;
-    i = index_find(s, key);
-    if (s->seq_index[i])
-        retire_slot(s, i);
+    if (q)
+        q->unregistered = true;
 }
 
 void tb_svc_session_seq_retire_producer(struct tb_svc_session *s, uint16_t producer_id)

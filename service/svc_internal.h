@@ -171,6 +171,10 @@ struct tb_svc_seq {
     int32_t pid;
     /* TB_TBUF_DROP_* bits of packets the validator rejected, for the next one */
     uint32_t pending_drop;
+    uint32_t max_chunk_id; /* newest chunk id copied (wrap-aware) */
+    bool has_chunk;
+    bool max_incomplete; /* that chunk's newest copy was scraped, not committed */
+    bool unregistered;   /* UnregisterTraceWriter came: ends at the next chunk that starts over */
 };
 
 /* A service packet waiting for the next read. */
@@ -307,12 +311,15 @@ void tb_svc_session_queue_clear(struct tb_svc_session *s);
 
 /* ---- session_seq.c */
 /*
- * The live sequence of (producer, writer), created with a fresh id (and @uid,
- * @pid) if it has none. NULL on ENOMEM or past the session's sequence limit.
- * Owned by @s, valid until the next call that creates a sequence.
+ * The sequence chunk @chunk_id of (producer, writer) belongs to: the live one,
+ * or a new one with a fresh id (and @uid, @pid) when there is none or the
+ * live one was unregistered and this chunk starts over. @complete: a
+ * committed copy (false for a scrape). NULL on ENOMEM or past the session's
+ * sequence limit. Owned by @s, valid until the next call that creates one.
  */
 struct tb_svc_seq *tb_svc_session_seq(struct tb_svc_session *s, uint16_t producer_id,
-                                      uint16_t writer_id, int32_t uid, int32_t pid);
+                                      uint16_t writer_id, uint32_t chunk_id, bool complete,
+                                      int32_t uid, int32_t pid);
 /* The live sequence of (producer, writer), or NULL. */
 struct tb_svc_seq *tb_svc_session_seq_find(struct tb_svc_session *s, uint16_t producer_id,
                                            uint16_t writer_id);
@@ -326,11 +333,17 @@ void tb_svc_seq_tbuf_key(uint32_t seq_id, uint16_t *producer_id, uint16_t *write
 struct tb_svc_seq *tb_svc_session_seq_by_tbuf_key(struct tb_svc_session *s, uint16_t producer_id,
                                                   uint16_t writer_id);
 /*
- * End the live sequence of (producer, writer): its chunks still drain with its
- * own identity, the next chunk of that pair opens a new sequence.
+ * UnregisterTraceWriter: the live sequence of (producer, writer) ends at the
+ * writer's next chunk that starts over (a new writer with that id); late
+ * commits of the old writer still join it.
  */
-void tb_svc_session_seq_retire(struct tb_svc_session *s, uint16_t producer_id, uint16_t writer_id);
-/* tb_svc_session_seq_retire() for every writer of @producer_id. */
+void tb_svc_session_seq_unregister(struct tb_svc_session *s, uint16_t producer_id,
+                                   uint16_t writer_id);
+/*
+ * The producer is gone (after its final scrape): end every live sequence of
+ * @producer_id at once, so a producer given the same id starts fresh ones.
+ * Their chunks still drain with their own identity.
+ */
 void tb_svc_session_seq_retire_producer(struct tb_svc_session *s, uint16_t producer_id);
 /* Free the sequence table (at session end). */
 void tb_svc_session_seq_free(struct tb_svc_session *s);

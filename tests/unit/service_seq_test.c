@@ -2,7 +2,8 @@
  * service_seq_test.c - trusted packet sequences across recycled ids: a
  * writer id given back and handed out again, and a producer id reused by a
  * later connection, start fresh trusted_packet_sequence_ids while the old
- * generation's unread packets keep their own id, uid and pid. Drives the
+ * generation's unread packets keep their own id, uid and pid, also when the
+ * writer's last commit arrives after its UnregisterTraceWriter. Drives the
  * service core directly with real memfd SMBs; packets are decoded with
  * protobuf-c.
  */
@@ -27,7 +28,8 @@
 struct fake_prod {
     struct tb_svc_producer *p;
     struct tb_shm *shm;
-    uint32_t target; /* from the first StartDataSource */
+    uint32_t target;   /* from the first StartDataSource */
+    uint64_t flush_id; /* the last Flush request */
 };
 
 static int fp_send(void *ctx, const Perfetto__Protos__GetAsyncCommandResponse *cmd, int fd)
@@ -43,6 +45,8 @@ static int fp_send(void *ctx, const Perfetto__Protos__GetAsyncCommandResponse *c
     if (cmd->cmd_case == PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__CMD_START_DATA_SOURCE &&
         !fp->target)
         fp->target = cmd->start_data_source->config->target_buffer;
+    if (cmd->cmd_case == PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__CMD_FLUSH)
+        fp->flush_id = cmd->flush->request_id;
     return 0;
 }
 
@@ -137,12 +141,13 @@ static void drop_producer(struct fake_prod *fp)
 }
 
 /*
- * Writes @npkts packets with timestamps @ts0.. as one complete chunk in page
- * @page. Timestamps of 2^28 and more take a 5-byte varint, which a patch can
- * rewrite in place (see test_patch_reaches_new_generation).
+ * Writes @npkts packets with timestamps @ts0.. as one chunk in page @page,
+ * left BeingWritten unless @complete. Timestamps of 2^28 and more take a
+ * 5-byte varint, which a patch can rewrite in place (see
+ * test_patch_reaches_new_generation).
  */
-static void write_chunk(struct tb_shm *shm, size_t page, uint16_t writer, uint32_t chunk_id,
-                        uint64_t ts0, unsigned npkts, uint8_t flags)
+static void write_chunk_state(struct tb_shm *shm, size_t page, uint16_t writer, uint32_t chunk_id,
+                              uint64_t ts0, unsigned npkts, uint8_t flags, bool complete)
 {
     struct tb_shm_chunk_header hdr = {.chunk_id = chunk_id, .writer_id = writer};
     struct tb_shm_chunk c;
@@ -164,7 +169,15 @@ static void write_chunk(struct tb_shm *shm, size_t page, uint16_t writer, uint32
         p += 4 + n;
     }
     tb_shm_chunk_packets_store(tb_shm_chunk_hdr(&c), tb_shm_packets_make((uint16_t)npkts, flags));
-    assert_int_equal(tb_shm_release_chunk_as_complete(&shm->abi, page, 0), 0);
+    if (complete)
+        assert_int_equal(tb_shm_release_chunk_as_complete(&shm->abi, page, 0), 0);
+}
+
+/* write_chunk_state() of a complete chunk. */
+static void write_chunk(struct tb_shm *shm, size_t page, uint16_t writer, uint32_t chunk_id,
+                        uint64_t ts0, unsigned npkts, uint8_t flags)
+{
+    write_chunk_state(shm, page, writer, chunk_id, ts0, npkts, flags, true);
 }
 
 static void commit(struct fake_prod *fp, uint32_t page)
@@ -387,12 +400,118 @@ static void test_patch_reaches_new_generation(void **state)
     drop_producer(fp);
 }
 
+/*
+ * The producer's UnregisterTraceWriter overtakes the writer's last commit
+ * (as our producer client sends them) and the id is registered again before
+ * that commit lands: the late chunk still belongs to the old writer, and
+ * the new writer, numbering its chunks from 0, starts a fresh sequence.
+ */
+static void test_late_commit_after_unregister(void **state)
+{
+    struct fix *f = *state;
+    struct fake_prod *fp = add_producer(f, 4001);
+    struct readout r = {0};
+    uint32_t s_old, s_new;
+
+    assert_int_equal(tb_svc_producer_register_writer(fp->p, 3, fp->target), 0);
+    write_chunk(fp->shm, 0, 3, 0, 100, 4, 0);
+    commit(fp, 0);
+    write_chunk(fp->shm, 1, 3, 1, 104, 4, 0); /* complete, not committed yet */
+    assert_int_equal(tb_svc_producer_unregister_writer(fp->p, 3), 0);
+    assert_int_equal(tb_svc_producer_register_writer(fp->p, 3, fp->target), 0);
+    commit(fp, 1);
+    write_chunk(fp->shm, 2, 3, 0, 200, 4, 0);
+    commit(fp, 2);
+    write_chunk(fp->shm, 3, 3, 1, 204, 4, 0);
+    commit(fp, 3);
+    assert_int_equal(tb_svc_consumer_read(f->cons, collect, &r), 0);
+    assert_int_equal(r.n, 16);
+    s_old = check_run(&r, 100, 8, 4001);
+    s_new = check_run(&r, 200, 8, 4001);
+    assert_int_not_equal(s_old, s_new);
+    readout_free(&r);
+    drop_producer(fp);
+}
+
+/*
+ * A chunk scraped while being written (at a flush) and committed after the
+ * writer was unregistered is the same chunk: its last packet joins the old
+ * sequence, once.
+ */
+static void test_scraped_then_committed_after_unregister(void **state)
+{
+    struct fix *f = *state;
+    struct fake_prod *fp = add_producer(f, 5001);
+    Perfetto__Protos__CommitDataRequest ack = PERFETTO__PROTOS__COMMIT_DATA_REQUEST__INIT;
+    struct readout r = {0};
+    uint32_t s_old, s_new;
+
+    assert_int_equal(tb_svc_producer_register_writer(fp->p, 9, fp->target), 0);
+    write_chunk_state(fp->shm, 0, 9, 0, 100, 3, 0, false);
+    assert_int_equal(tb_svc_consumer_flush(f->cons, 1000, 1), 0);
+    assert_true(fp->flush_id != 0);
+    ack.has_flush_request_id = true;
+    ack.flush_request_id = fp->flush_id;
+    assert_int_equal(tb_svc_producer_commit(fp->p, &ack), 0); /* the flush ends: scrape */
+    assert_int_equal(tb_svc_consumer_read(f->cons, collect, &r), 0);
+    assert_int_equal(r.n, 2); /* the last record of a chunk being written stays hidden */
+    s_old = check_run(&r, 100, 2, 5001);
+    readout_free(&r);
+
+    assert_int_equal(tb_svc_producer_unregister_writer(fp->p, 9), 0);
+    assert_int_equal(tb_shm_release_chunk_as_complete(&fp->shm->abi, 0, 0), 0);
+    commit(fp, 0);
+    assert_int_equal(tb_svc_producer_register_writer(fp->p, 9, fp->target), 0);
+    write_chunk(fp->shm, 1, 9, 0, 300, 2, 0);
+    commit(fp, 1);
+    assert_int_equal(tb_svc_consumer_read(f->cons, collect, &r), 0);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(check_run(&r, 102, 1, 5001), s_old);
+    s_new = check_run(&r, 300, 2, 5001);
+    assert_int_not_equal(s_old, s_new);
+    readout_free(&r);
+    drop_producer(fp);
+}
+
+/*
+ * A producer that goes on counting chunk ids when it hands a writer id to a
+ * new writer asked for one sequence (libtracebpf did, to survive services
+ * that never forget a writer): it keeps it, and nothing is read twice.
+ */
+static void test_continued_chunk_ids_keep_sequence(void **state)
+{
+    struct fix *f = *state;
+    struct fake_prod *fp = add_producer(f, 6001);
+    struct readout r = {0};
+    uint32_t seq;
+
+    assert_int_equal(tb_svc_producer_register_writer(fp->p, 2, fp->target), 0);
+    write_chunk(fp->shm, 0, 2, 0, 100, 3, 0);
+    commit(fp, 0);
+    write_chunk(fp->shm, 1, 2, 1, 103, 3, 0);
+    commit(fp, 1);
+    assert_int_equal(tb_svc_producer_unregister_writer(fp->p, 2), 0);
+    assert_int_equal(tb_svc_producer_register_writer(fp->p, 2, fp->target), 0);
+    write_chunk(fp->shm, 2, 2, 2, 106, 3, 0);
+    commit(fp, 2);
+    assert_int_equal(tb_svc_consumer_read(f->cons, collect, &r), 0);
+    assert_int_equal(r.n, 9);
+    seq = check_run(&r, 100, 9, 6001);
+    assert_true(seq >= 2);
+    readout_free(&r);
+    drop_producer(fp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_recycled_writer_fresh_sequence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reused_producer_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch_reaches_new_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_commit_after_unregister, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scraped_then_committed_after_unregister, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_continued_chunk_ids_keep_sequence, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
