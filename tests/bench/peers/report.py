@@ -40,7 +40,7 @@ def table(headers, rows):
     out.append("  ".join("-" * w for w in widths))
     for r in rows:
         out.append("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in
-                             enumerate(zip(r, widths))))
+                             enumerate(zip(r, widths))).rstrip())
     return "\n".join(out)
 
 
