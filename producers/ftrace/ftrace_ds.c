@@ -6,7 +6,9 @@
  * ring refills as fast as it drains and would starve IPC on the loop
  * thread) and the ftrace instance on a loop timer, into per-CPU
  * FtraceEventBundles, marks and counts every
- * loss, and tears the kernel side down on stop.
+ * loss, and tears the kernel side down on stop. The in-kernel filters
+ * (ftrace_filter.c) go to the BPF units only; raw ftrace events are not
+ * filtered.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +25,7 @@
 #include "common/trace_writer.h"
 #include "producers/ftrace/bpf_probes.h"
 #include "producers/ftrace/bundle.h"
+#include "producers/ftrace/ftrace_filter.h"
 #include "producers/ftrace/ftrace_instance.h"
 #include "producers/ftrace/probe_check.h"
 #include "producers/ftrace/probes_producer.h"
@@ -77,6 +80,7 @@ struct ftrace_ds {
     size_t nr_raw;
     char **unknown; /* what this kernel does not have */
     size_t nr_unknown;
+    struct tb_ftrace_filter filter;
     struct tb_bpf_probes *bpf;
     struct tb_bpf_rings *rings; /* owned by bpf */
     struct tb_ftrace *ft;
@@ -344,6 +348,7 @@ static void ds_destroy(void *state)
     free_strv(ds->events, ds->nr_events);
     free_strv(ds->raw, ds->nr_raw);
     free_strv(ds->unknown, ds->nr_unknown);
+    tb_ftrace_filter_release(&ds->filter);
     free(ds->cpu);
     free(ds->seen);
     pthread_mutex_destroy(&ds->lock);
@@ -379,7 +384,15 @@ static int ds_create(struct tb_probes *p, uint64_t id,
         tb_warn("probes: ftrace event '%s' does not exist on this kernel; recording the rest",
                 ds->unknown[i]);
     msg[0] = '\0';
-    err = tb_probe_check((const char *const *)ds->events, ds->nr_events, msg, sizeof(msg));
+    /*
+     * A filter that cannot be applied refuses the instance: recording
+     * everything instead would hand the user data they asked to leave out.
+     */
+    err = tb_ftrace_filter_parse(fc, &ds->filter, msg, sizeof(msg));
+    if (err == -ENOMEM)
+        goto out;
+    if (!err)
+        err = tb_probe_check((const char *const *)ds->events, ds->nr_events, msg, sizeof(msg));
     if (err) {
         /* Kept as an instance so the trace says why it has no kernel data. */
         tb_err("probes: linux.ftrace instance %llu refused: %s", (unsigned long long)id, msg);
@@ -433,6 +446,7 @@ static int ds_start(void *state)
     }
     bo.events = (const char *const *)ds->events;
     bo.nr_events = ds->nr_events;
+    bo.filter = ds->filter.bpf;
     bo.rings.ring_bytes = ds->buffer_kb * 1024;
     bo.rings.drain_period_ms = ds->drain_ms;
     err = tb_bpf_probes_new(&bo, &ds->bpf);
@@ -451,8 +465,11 @@ static int ds_start(void *state)
     pthread_mutex_lock(&ds->lock);
     write_stats(ds, FS_PHASE_START);
     pthread_mutex_unlock(&ds->lock);
-    tb_info("probes: linux.ftrace started: %zu events (%zu raw ftrace), %s sched encoding",
-            ds->nr_events, ds->nr_raw, ds->compact ? "compact" : "typed");
+    tb_info("probes: linux.ftrace started: %zu events (%zu raw ftrace), %s sched encoding; "
+            "filters: %zu pid(s), comm '%s', cgroup id %llu, %zu syscall(s)",
+            ds->nr_events, ds->nr_raw, ds->compact ? "compact" : "typed", ds->filter.bpf.nr_tgids,
+            ds->filter.comm, (unsigned long long)ds->filter.bpf.cgroup_id,
+            ds->filter.bpf.nr_syscalls);
     return 0;
 }
 
