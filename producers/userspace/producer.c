@@ -59,19 +59,20 @@ static void writer_created(void *ctx, struct tbl_target *t, uint16_t writer_id)
 }
 
 /*
- * Not sent: the producer client runs queued requests before the commits
- * of the same round, so an UnregisterTraceWriter would overtake the
- * exiting thread's last chunk, and the service, which forgets the writer
- * on it, would file that chunk under a fresh sequence without its
- * interned names. Ids are handed out round-robin and keep their chunk
- * numbering, and a new thread starts with SEQ_INCREMENTAL_STATE_CLEARED,
- * so a recycled id continuing the old sequence is read correctly.
+ * UnregisterTraceWriter lets the service forget the writer and end its
+ * sequence. The producer client sends the commits queued by the writer's
+ * last tb_tw_destroy() before it (producer_client_smb.c), so the final
+ * chunk stays on the writer's sequence. Only a writer of the connection's
+ * current SMB is unregistered: after a reconnect its id belongs to the new
+ * SMB's allocator and may name another thread's writer.
  */
 static void writer_destroyed(void *ctx, struct tbl_target *t, uint16_t writer_id)
 {
-    (void)ctx;
+    const struct conn_smb *cs = ctx;
+
     (void)t;
-    (void)writer_id;
+    if (pc && cs && cs->gen == tb_pc_generation(pc))
+        tb_pc_unregister_trace_writer(pc, writer_id);
 }
 
 /* The current connection's SMB wrapper, created on first use per SMB. */
@@ -178,6 +179,7 @@ static void on_start(struct tb_pc *p, void *ctx, uint64_t id,
         .ids = &cs->ids,
         .writer_created = writer_created,
         .writer_destroyed = writer_destroyed,
+        .ctx = cs,
     };
     it->next = targets;
     targets = it;
