@@ -138,6 +138,70 @@ void tb_pci_register_pending_ds(struct tb_pc *pc)
     free(todo);
 }
 
+static void on_update_ds_reply(struct tb_ipc_client *c, struct tb_ipc_reply *r, void *ctx)
+{
+    struct tb_pc *pc = ctx;
+
+    if (!r->success && tb_ipc_client_connected(c))
+        tb_warn("producer %s: UpdateDataSource rejected", pc->producer_name);
+}
+
+/* For a service without UpdateDataSource: withdraw the old descriptor. */
+static void unregister_ds(struct tb_pc *pc, const char *name)
+{
+    Perfetto__Protos__UnregisterDataSourceRequest r =
+        PERFETTO__PROTOS__UNREGISTER_DATA_SOURCE_REQUEST__INIT;
+
+    r.data_source_name = (char *)name;
+    tb_pci_invoke_drop(pc, "UnregisterDataSource", &r.base);
+}
+
+void tb_pci_update_ds(struct tb_pc *pc, Perfetto__Protos__DataSourceDescriptor *desc)
+{
+    Perfetto__Protos__UpdateDataSourceRequest r =
+        PERFETTO__PROTOS__UPDATE_DATA_SOURCE_REQUEST__INIT;
+    Perfetto__Protos__DataSourceDescriptor *old = NULL;
+    bool announce = false;
+    size_t i;
+    int err;
+
+    pthread_mutex_lock(&pc->lock);
+    for (i = 0; i < pc->n_ds; i++) {
+        if (!pc->ds[i].desc->has_id || pc->ds[i].desc->id != desc->id)
+            continue;
+        old = pc->ds[i].desc;
+        pc->ds[i].desc = desc;
+        announce = pc->state == PC_CONNECTED && pc->ds[i].sent_conn == pc->conn_serial;
+        if (announce && !tb_ipc_client_has_method(pc->ipc, "UpdateDataSource"))
+            pc->ds[i].sent_conn = 0; /* re-registered below */
+        break;
+    }
+    pthread_mutex_unlock(&pc->lock);
+    if (!old) {
+        /* Checked by tb_pc_update_data_source(); data sources never go away. */
+        protobuf_c_message_free_unpacked(&desc->base, NULL);
+        return;
+    }
+    protobuf_c_message_free_unpacked(&old->base, NULL);
+    if (!announce) {
+        /* Not on the wire yet: the pending registration sends @desc. */
+        tb_pci_register_pending_ds(pc);
+        return;
+    }
+    if (!tb_ipc_client_has_method(pc->ipc, "UpdateDataSource")) {
+        unregister_ds(pc, desc->name);
+        tb_pci_register_pending_ds(pc);
+        return;
+    }
+    r.data_source_descriptor = desc;
+    err = tb_ipc_client_invoke(pc->ipc, "UpdateDataSource", &r.base,
+                               &perfetto__protos__update_data_source_response__descriptor,
+                               on_update_ds_reply, pc, -1, NULL);
+    if (err)
+        tb_warn("producer %s: UpdateDataSource %s not sent: %s", pc->producer_name, desc->name,
+                strerror(-err));
+}
+
 /* Flags of the registered descriptor called @name; false if unknown. */
 static bool find_ds(struct tb_pc *pc, const char *name, bool *notify_start, bool *notify_stop)
 {

@@ -196,6 +196,26 @@ int tb_pc_register_data_source(struct tb_pc *pc,
                                const Perfetto__Protos__DataSourceDescriptor *desc);
 
 /**
+ * tb_pc_update_data_source() - replace the descriptor of a registered data
+ * source (e.g. a track_event producer announcing categories it learned
+ * after connecting).
+ * @pc: the client.
+ * @desc: the new descriptor, copied. Its id must be non-zero and equal the
+ *     id of a descriptor given to tb_pc_register_data_source(), and its
+ *     name that descriptor's name (UpdateDataSource matches on the id and
+ *     cannot rename).
+ *
+ * If the old descriptor was already sent on the live connection, the IPC
+ * thread sends UpdateDataSource (or, to a service without that method,
+ * UnregisterDataSource + RegisterDataSource); otherwise the new descriptor
+ * is what the next (re)registration sends. Instances already running are
+ * not touched.
+ * Return: 0, -EINVAL (no name or id, or a different name for the id),
+ * -ENOENT (no data source with that id), -ENOMEM. Context: any thread.
+ */
+int tb_pc_update_data_source(struct tb_pc *pc, const Perfetto__Protos__DataSourceDescriptor *desc);
+
+/**
  * tb_pc_alloc_writer_id() - reserve a writer id, lowest free first.
  * @pc: the client.
  *

@@ -146,7 +146,7 @@ static void free_plain(struct tb_pc *pc)
 
     while ((op = pc->ops_head)) {
         pc->ops_head = op->next;
-        free(op);
+        tb_pci_op_free(op);
     }
     for (i = 0; i < pc->n_ds; i++)
         protobuf_c_message_free_unpacked(&pc->ds[i].desc->base, NULL);
@@ -204,26 +204,33 @@ void tb_pc_destroy(struct tb_pc *pc)
     free_plain(pc);
 }
 
+/* A deep copy the client owns, unknown fields included; NULL on ENOMEM. */
+static Perfetto__Protos__DataSourceDescriptor *
+copy_desc(const Perfetto__Protos__DataSourceDescriptor *desc)
+{
+    Perfetto__Protos__DataSourceDescriptor *copy;
+    size_t len = protobuf_c_message_get_packed_size(&desc->base);
+    uint8_t *buf = malloc(len ? len : 1);
+
+    if (!buf)
+        return NULL;
+    protobuf_c_message_pack(&desc->base, buf);
+    copy = perfetto__protos__data_source_descriptor__unpack(NULL, len, buf);
+    free(buf);
+    return copy;
+}
+
 int tb_pc_register_data_source(struct tb_pc *pc, const Perfetto__Protos__DataSourceDescriptor *desc)
 {
     Perfetto__Protos__DataSourceDescriptor *copy = NULL;
     struct pc_op *op = NULL;
-    uint8_t *buf = NULL;
-    size_t i, len;
+    size_t i;
     int err = 0;
 
     if (!desc || !desc->name || !desc->name[0])
         return -EINVAL;
-    len = protobuf_c_message_get_packed_size(&desc->base);
-    buf = malloc(len ? len : 1);
     op = calloc(1, sizeof(*op));
-    if (!buf || !op) {
-        err = -ENOMEM;
-        goto out;
-    }
-    protobuf_c_message_pack(&desc->base, buf);
-    /* A deep copy the client owns, unknown fields included. */
-    copy = perfetto__protos__data_source_descriptor__unpack(NULL, len, buf);
+    copy = op ? copy_desc(desc) : NULL;
     if (!copy) {
         err = -ENOMEM;
         goto out;
@@ -258,9 +265,43 @@ int tb_pc_register_data_source(struct tb_pc *pc, const Perfetto__Protos__DataSou
 out:
     if (copy)
         protobuf_c_message_free_unpacked(&copy->base, NULL);
-    free(buf);
     free(op);
     return err;
+}
+
+int tb_pc_update_data_source(struct tb_pc *pc, const Perfetto__Protos__DataSourceDescriptor *desc)
+{
+    struct pc_op *op = NULL;
+    int err = -ENOENT;
+    size_t i;
+
+    if (!desc || !desc->name || !desc->name[0] || !desc->has_id || !desc->id)
+        return -EINVAL;
+    pthread_mutex_lock(&pc->lock);
+    for (i = 0; i < pc->n_ds; i++) {
+        const Perfetto__Protos__DataSourceDescriptor *d = pc->ds[i].desc;
+
+        if (d->has_id && d->id == desc->id) {
+            err = strcmp(d->name, desc->name) ? -EINVAL : 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pc->lock);
+    if (err || atomic_load(&pc->inert))
+        return err;
+    /*
+     * The swap happens on the IPC thread: it is the only one that reads a
+     * descriptor outside the lock (while sending it), so it may free the old.
+     */
+    op = calloc(1, sizeof(*op));
+    if (op)
+        op->desc = copy_desc(desc);
+    if (!op || !op->desc) {
+        tb_pci_op_free(op);
+        return -ENOMEM;
+    }
+    op->kind = PC_OP_UPDATE_DS;
+    return tb_pci_post_op(pc, op);
 }
 
 struct tb_arbiter *tb_pc_arbiter(struct tb_pc *pc)

@@ -40,6 +40,7 @@ struct pc_instance {
 
 enum pc_op_kind {
     PC_OP_REGISTER_DS,
+    PC_OP_UPDATE_DS,
     PC_OP_REGISTER_WRITER,
     PC_OP_UNREGISTER_WRITER,
     PC_OP_NOTIFY_STOPPED,
@@ -51,6 +52,7 @@ struct pc_op {
     enum pc_op_kind kind;
     uint32_t a;
     uint64_t b;
+    Perfetto__Protos__DataSourceDescriptor *desc; /* PC_OP_UPDATE_DS, owned */
 };
 
 /*
@@ -119,6 +121,8 @@ struct tb_pc {
 int tb_pci_smb_new(struct tb_pc *pc, struct tb_shm *shm, struct tb_pc_smb **out);
 /* Make @smb current (IPC thread); returns the previous one for release. */
 struct tb_pc_smb *tb_pci_smb_install(struct tb_pc *pc, struct tb_pc_smb *smb);
+/* Free a queued op and what it owns. Accepts NULL. */
+void tb_pci_op_free(struct pc_op *op);
 /* Queue @op (malloc()ed, ownership passes) and wake the IPC thread. */
 int tb_pci_post_op(struct tb_pc *pc, struct pc_op *op);
 /* Make sure a drain task runs soon; @pc->lock held by the caller. */
@@ -136,6 +140,11 @@ void tb_pci_drain_task(void *ctx);
 void tb_pci_try_connect(void *ctx);
 /* Send RegisterDataSource for every descriptor not yet sent (IPC thread). */
 void tb_pci_register_pending_ds(struct tb_pc *pc);
+/*
+ * Swap in @desc (ownership passes) for the data source with its id and
+ * announce it on the live connection (IPC thread).
+ */
+void tb_pci_update_ds(struct tb_pc *pc, Perfetto__Protos__DataSourceDescriptor *desc);
 /* Invoke a drop_reply method if connected (IPC thread). */
 int tb_pci_invoke_drop(struct tb_pc *pc, const char *method, const ProtobufCMessage *args);
 

@@ -172,6 +172,15 @@ int tb_pci_wake_locked(struct tb_pc *pc)
     return 0;
 }
 
+void tb_pci_op_free(struct pc_op *op)
+{
+    if (!op)
+        return;
+    if (op->desc)
+        protobuf_c_message_free_unpacked(&op->desc->base, NULL);
+    free(op);
+}
+
 int tb_pci_post_op(struct tb_pc *pc, struct pc_op *op)
 {
     int err;
@@ -187,7 +196,7 @@ int tb_pci_post_op(struct tb_pc *pc, struct pc_op *op)
     }
     pthread_mutex_unlock(&pc->lock);
     if (err)
-        free(op);
+        tb_pci_op_free(op);
     return err;
 }
 
@@ -440,11 +449,15 @@ void tb_pci_send_commits(struct tb_pc *pc, uint64_t flush_request_id)
     tb_arbiter_batch_free(batch);
 }
 
-static void run_op(struct tb_pc *pc, const struct pc_op *op)
+static void run_op(struct tb_pc *pc, struct pc_op *op)
 {
     switch (op->kind) {
     case PC_OP_REGISTER_DS:
         tb_pci_register_pending_ds(pc);
+        break;
+    case PC_OP_UPDATE_DS:
+        tb_pci_update_ds(pc, op->desc);
+        op->desc = NULL;
         break;
     case PC_OP_REGISTER_WRITER: {
         Perfetto__Protos__RegisterTraceWriterRequest r =
@@ -504,7 +517,7 @@ void tb_pci_drain(struct tb_pc *pc)
     while ((op = ops)) {
         ops = op->next;
         run_op(pc, op);
-        free(op);
+        tb_pci_op_free(op);
     }
     if (commit || flush_ack)
         tb_pci_send_commits(pc, flush_ack);

@@ -5,7 +5,9 @@
  * logging byte proxy), SetupTracing -> arbiter -> TraceWriter -> CommitData
  * naming the chunk the service then reads, start/stop notifications, flush
  * acks (coalesced), commit splitting under the frame limit, service restart
- * with reconnect and re-registration, garbage commands, writer ids, fork.
+ * with reconnect and re-registration, garbage commands, writer ids, fork,
+ * and descriptor updates (UpdateDataSource, or unregister + register for a
+ * service without it).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -55,6 +57,9 @@ struct fx {
     bool reject_init;
     Perfetto__Protos__InitializeConnectionRequest *init;
     size_t n_register_ds;
+    bool no_update; /* serve ProducerPort without UpdateDataSource */
+    /* Last descriptor received by RegisterDataSource / UpdateDataSource. */
+    Perfetto__Protos__DataSourceDescriptor *registered, *updated;
     Perfetto__Protos__CommitDataRequest *commits[512];
     size_t n_commits;
     uint64_t started[16], stopped[16];
@@ -105,12 +110,24 @@ static void m_async(struct tb_ipc_call *c)
     f->async_id = c->request_id; /* never answered with has_more=false */
 }
 
+/* Take @from (a field of the request) into @to, freeing what @to held. */
+static void keep_desc(Perfetto__Protos__DataSourceDescriptor **to,
+                      Perfetto__Protos__DataSourceDescriptor **from)
+{
+    if (*to)
+        protobuf_c_message_free_unpacked(&(*to)->base, NULL);
+    *to = *from;
+    *from = NULL;
+}
+
 static void m_register_ds(struct tb_ipc_call *c)
 {
     struct fx *f = c->service_ctx;
 
     log_method(f, c->method);
     f->n_register_ds++;
+    keep_desc(&f->registered,
+              &((Perfetto__Protos__RegisterDataSourceRequest *)c->request)->data_source_descriptor);
     tb_ipc_host_reply(c->conn, c->request_id, NULL, true, false, -1);
 }
 
@@ -157,6 +174,16 @@ static void m_reg_writer(struct tb_ipc_call *c)
     assert_true(c->drop_reply);
 }
 
+static void m_update_ds(struct tb_ipc_call *c)
+{
+    struct fx *f = c->service_ctx;
+
+    log_method(f, c->method);
+    keep_desc(&f->updated,
+              &((Perfetto__Protos__UpdateDataSourceRequest *)c->request)->data_source_descriptor);
+    tb_ipc_host_reply(c->conn, c->request_id, NULL, true, false, -1);
+}
+
 static void m_other(struct tb_ipc_call *c)
 {
     log_method(c->service_ctx, c->method);
@@ -179,7 +206,7 @@ static const struct tb_ipc_method producer_port[] = {
     M(NotifyDataSourceStopped, notify_data_source_stopped_request, m_stopped),
     M(ActivateTriggers, activate_triggers_request, m_other),
     M(Sync, sync_request, m_other),
-    M(UpdateDataSource, update_data_source_request, m_other),
+    M(UpdateDataSource, update_data_source_request, m_update_ds), /* keep last */
 };
 
 static void on_host_disconnect(struct tb_ipc_conn *conn, void *ctx)
@@ -197,9 +224,10 @@ static void start_host(struct fx *f)
     struct tb_ipc_host_opts o = {.on_disconnect = on_host_disconnect, .ctx = f};
 
     assert_int_equal(tb_ipc_host_new(f->loop, &o, &f->host), 0);
-    assert_int_equal(tb_ipc_host_add_service(f->host, "ProducerPort", producer_port,
-                                             sizeof(producer_port) / sizeof(producer_port[0]), f),
-                     0);
+    assert_int_equal(
+        tb_ipc_host_add_service(f->host, "ProducerPort", producer_port,
+                                sizeof(producer_port) / sizeof(producer_port[0]) - f->no_update, f),
+        0);
     assert_int_equal(tb_ipc_host_listen(f->host, f->path), 0);
 }
 
@@ -426,6 +454,10 @@ static int teardown(void **state)
         protobuf_c_message_free_unpacked(&f->commits[i]->base, NULL);
     if (f->init)
         protobuf_c_message_free_unpacked(&f->init->base, NULL);
+    if (f->registered)
+        protobuf_c_message_free_unpacked(&f->registered->base, NULL);
+    if (f->updated)
+        protobuf_c_message_free_unpacked(&f->updated->base, NULL);
     unlink(f->path);
     rmdir(f->dir);
     free(f);
@@ -901,6 +933,104 @@ static void test_reconnect(void **state)
     tb_pc_destroy(pc);
 }
 
+/* A track_event-like descriptor with id 7 and categories "c0".."c<n-1>". */
+static void te_desc(Perfetto__Protos__DataSourceDescriptor *d,
+                    Perfetto__Protos__TrackEventDescriptor *ted,
+                    Perfetto__Protos__TrackEventCategory *cats,
+                    Perfetto__Protos__TrackEventCategory **ptrs, char names[][8], size_t n)
+{
+    perfetto__protos__data_source_descriptor__init(d);
+    perfetto__protos__track_event_descriptor__init(ted);
+    for (size_t i = 0; i < n; i++) {
+        perfetto__protos__track_event_category__init(&cats[i]);
+        snprintf(names[i], 8, "c%zu", i);
+        cats[i].name = names[i];
+        ptrs[i] = &cats[i];
+    }
+    ted->available_categories = ptrs;
+    ted->n_available_categories = n;
+    d->name = "track_event";
+    d->has_id = true;
+    d->id = 7;
+    d->track_event_descriptor = ted;
+}
+
+static size_t n_cats(const Perfetto__Protos__DataSourceDescriptor *d)
+{
+    return d && d->track_event_descriptor ? d->track_event_descriptor->n_available_categories : 0;
+}
+
+/*
+ * A descriptor updated while connected goes out as UpdateDataSource (matched
+ * on the id) and is what later reconnects register; one updated while
+ * disconnected is only registered; a service without UpdateDataSource gets
+ * UnregisterDataSource + RegisterDataSource.
+ */
+static void test_update_data_source(void **state)
+{
+    Perfetto__Protos__TrackEventCategory cats[4], *ptrs[4];
+    Perfetto__Protos__TrackEventDescriptor ted;
+    Perfetto__Protos__DataSourceDescriptor d;
+    struct fx *f = *state;
+    struct rec r = {0};
+    struct tb_pc_opts o = client_opts(f, &r, NULL, false);
+    struct tb_pc *pc;
+    char names[4][8];
+
+    assert_int_equal(tb_pc_create(&o, &pc), 0);
+    te_desc(&d, &ted, cats, ptrs, names, 1);
+    assert_int_equal(tb_pc_register_data_source(pc, &d), 0);
+    assert_true(PUMP_UNTIL(f, r.connected == 1 && f->n_register_ds == 1, 2000));
+    assert_int_equal(n_cats(f->registered), 1);
+
+    te_desc(&d, &ted, cats, ptrs, names, 2);
+    assert_int_equal(tb_pc_update_data_source(pc, &d), 0);
+    assert_true(PUMP_UNTIL(f, f->updated != NULL, 2000));
+    assert_string_equal(f->updated->name, "track_event");
+    assert_int_equal(f->updated->id, 7);
+    assert_int_equal(n_cats(f->updated), 2);
+    assert_string_equal(f->updated->track_event_descriptor->available_categories[1]->name, "c1");
+    assert_int_equal(f->n_register_ds, 1);
+
+    /* Refused: no id, an unknown id, a new name for the id. */
+    d.id = 0;
+    assert_int_equal(tb_pc_update_data_source(pc, &d), -EINVAL);
+    d.has_id = false;
+    d.id = 7;
+    assert_int_equal(tb_pc_update_data_source(pc, &d), -EINVAL);
+    d.has_id = true;
+    d.id = 8;
+    assert_int_equal(tb_pc_update_data_source(pc, &d), -ENOENT);
+    d.id = 7;
+    d.name = "renamed";
+    assert_int_equal(tb_pc_update_data_source(pc, &d), -EINVAL);
+
+    /* Updated while the service is away: the reconnect registers it. */
+    stop_host(f);
+    assert_true(PUMP_UNTIL(f, r.disconnected == 1, 2000));
+    te_desc(&d, &ted, cats, ptrs, names, 3);
+    assert_int_equal(tb_pc_update_data_source(pc, &d), 0);
+    PUMP_UNTIL(f, false, 30);
+    start_host(f);
+    assert_true(PUMP_UNTIL(f, r.connected == 2 && f->n_register_ds == 2, 3000));
+    assert_int_equal(n_cats(f->registered), 3);
+    assert_int_equal(count_log(f, "UpdateDataSource"), 1);
+
+    /* A service without UpdateDataSource: withdrawn and registered again. */
+    stop_host(f);
+    assert_true(PUMP_UNTIL(f, r.disconnected == 2, 2000));
+    f->no_update = true;
+    start_host(f);
+    assert_true(PUMP_UNTIL(f, r.connected == 3 && f->n_register_ds == 3, 3000));
+    te_desc(&d, &ted, cats, ptrs, names, 4);
+    assert_int_equal(tb_pc_update_data_source(pc, &d), 0);
+    assert_true(PUMP_UNTIL(f, f->n_register_ds == 4, 2000));
+    assert_int_equal(n_cats(f->registered), 4);
+    assert_int_equal(count_log(f, "UnregisterDataSource"), 1);
+    assert_int_equal(count_log(f, "UpdateDataSource"), 1);
+    tb_pc_destroy(pc);
+}
+
 /* Malformed commands are counted and skipped; a broken stream reconnects. */
 static void test_garbage_commands(void **state)
 {
@@ -1048,6 +1178,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_data_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_child, setup, teardown),
