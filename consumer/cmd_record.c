@@ -10,14 +10,17 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TRACEFS             "/sys/kernel/tracing"
 #define DEFAULT_DURATION_MS 10000u
 #define DEFAULT_BUFFER_KB   (64u * 1024u)
 #define MAX_BUFFER_KB       (4u * 1024u * 1024u)
+#define MAX_COMM            15
 
 enum {
     OPT_PID = 0x100,
@@ -47,6 +50,7 @@ struct args {
     const char *out, *config;
     bool txt, print, time_set, buffer_set;
     int policies;
+    uint32_t *pids;
 };
 
 static int push(const char ***v, size_t *n, const char *s)
@@ -60,11 +64,59 @@ static int push(const char ***v, size_t *n, const char *s)
     return 0;
 }
 
+/* --pid PID[,PID...]: appended to a->pids. Return: -1 to go on, or the exit code. */
+static int parse_pids(struct args *a, const char *arg)
+{
+    const char *p = arg;
+    unsigned long v;
+    uint32_t *nv;
+    char *end, path[32];
+
+    do {
+        errno = 0;
+        v = (*p >= '0' && *p <= '9') ? strtoul(p, &end, 10) : 0;
+        if (!v || errno || v > INT_MAX || (*end && *end != ','))
+            return tb_cli_usage_error("record",
+                                      "bad pid list '%s' (use --pid 1234 or "
+                                      "--pid 1234,5678)",
+                                      arg);
+        /* A typo'd pid would record nothing at all; say so now. */
+        snprintf(path, sizeof(path), "/proc/%lu", v);
+        if (access(path, F_OK))
+            return tb_cli_usage_error("record", "no process with pid %lu", v);
+        nv = realloc(a->pids, (a->o.n_pids + 1) * sizeof(*nv));
+        if (!nv)
+            return TB_CLI_EXIT_FAIL;
+        nv[a->o.n_pids++] = (uint32_t)v;
+        a->pids = nv;
+        a->o.pids = nv;
+        p = *end ? end + 1 : end;
+    } while (*p);
+    return -1;
+}
+
+static int check_cgroup(const char *path)
+{
+    char where[512];
+    int err = tb_record_check_cgroup(path, where, sizeof(where));
+
+    if (!err)
+        return -1;
+    if (err == -EMEDIUMTYPE)
+        return tb_cli_usage_error("record",
+                                  "--cgroup %s: %s is not on the cgroup v2 hierarchy (the kernel "
+                                  "filter matches cgroup v2 only)",
+                                  path, where);
+    if (err == -ENODEV)
+        return tb_cli_usage_error("record", "--cgroup %s: this host has no cgroup2 mount", path);
+    return tb_cli_usage_error("record", "--cgroup %s: %s: %s", path, where, strerror(-err));
+}
+
 /* Return: -1 to go on, or the exit code. */
 static int parse(int argc, char **argv, struct args *a)
 {
     uint64_t v;
-    int opt, i;
+    int opt, i, rc;
     unsigned int bit;
 
     a->out = "trace.pftrace";
@@ -101,15 +153,24 @@ static int parse(int argc, char **argv, struct args *a)
             a->config = optarg;
             break;
         case OPT_PID:
+            rc = parse_pids(a, optarg);
+            if (rc >= 0)
+                return rc;
+            break;
         case OPT_COMM:
+            if (!*optarg || strlen(optarg) > MAX_COMM)
+                return tb_cli_usage_error("record",
+                                          "bad comm '%s': 1 to %d characters (the kernel keeps "
+                                          "that much of a task name)",
+                                          optarg, MAX_COMM);
+            a->o.comm = optarg;
+            break;
         case OPT_CGROUP:
-            return tb_cli_usage_error(
-                "record",
-                "'%s' is not supported yet: the kernel producer has no pid/comm/cgroup filter "
-                "input; record everything and filter in the viewer",
-                opt == OPT_PID    ? "--pid"
-                : opt == OPT_COMM ? "--comm"
-                                  : "--cgroup");
+            rc = check_cgroup(optarg);
+            if (rc >= 0)
+                return rc;
+            a->o.cgroup = optarg;
+            break;
         case OPT_TXT:
             a->txt = true;
             break;
@@ -155,6 +216,11 @@ static int parse(int argc, char **argv, struct args *a)
         return tb_cli_usage_error("record", "nothing to record: name a category (sched freq "
                                             "idle irq syscalls proc), -e GROUP/NAME, -a CAT or "
                                             "-c CONFIG");
+    if (!a->config && (a->o.n_pids || a->o.comm || a->o.cgroup) && !a->o.n_events &&
+        !(a->o.cats & ~TB_REC_CAT_PROC))
+        return tb_cli_usage_error("record", "--pid, --comm and --cgroup filter kernel events: "
+                                            "name a kernel category (sched freq idle irq "
+                                            "syscalls) or -e GROUP/NAME");
     return -1;
 }
 
@@ -221,6 +287,19 @@ static int run_record(int argc, char **argv)
             cfg->compression_type =
                 PERFETTO__PROTOS__TRACE_CONFIG__COMPRESSION_TYPE__COMPRESSION_TYPE_DEFLATE;
         }
+        rc = tb_record_config_set_filters(cfg, &a.o);
+        if (rc == -ENOENT) {
+            rc = tb_cli_usage_error("record",
+                                    "%s has no linux.ftrace data source for --pid, --comm "
+                                    "or --cgroup to filter",
+                                    a.config);
+            goto out;
+        }
+        if (rc) {
+            fprintf(stderr, "tracebpf record: out of memory adding the filters\n");
+            rc = TB_CLI_EXIT_FAIL;
+            goto out;
+        }
     } else if (tb_record_config_build(&a.o, &cfg)) {
         fprintf(stderr, "tracebpf record: out of memory building the config\n");
         rc = TB_CLI_EXIT_FAIL;
@@ -235,6 +314,7 @@ out:
     tb_record_config_free(cfg);
     free(a.o.events);
     free(a.o.apps);
+    free(a.pids);
     return rc;
 }
 
@@ -255,9 +335,15 @@ const struct tb_cli_cmd tb_cli_cmd_record = {
             "  -b, --buffer SIZE     main buffer size, e.g. 64mb (default 64mb)\n"
             "  -e, --event G/NAME    any tracefs event, e.g. -e block/block_rq_issue\n"
             "  -a, --app CAT         app track-event category (repeatable, '*' = all)\n"
-            "      --pid, --comm, --cgroup\n"
-            "                        not supported yet (the kernel producer has no filter\n"
-            "                        input); rejected with a message\n"
+            "      --pid PID[,PID...]\n"
+            "                        kernel events of these processes and of every child\n"
+            "                        they fork while recording (repeatable)\n"
+            "      --comm NAME       kernel events of tasks named NAME (up to 15 chars)\n"
+            "      --cgroup PATH     kernel events of tasks in this cgroup v2 directory\n"
+            "                        (absolute, or relative to the cgroup2 mount)\n"
+            "                        The filters run in the kernel, on the sched, irq and\n"
+            "                        syscalls events; freq, idle and other -e events are\n"
+            "                        not filtered. They also apply on top of -c CONFIG.\n"
             "  -c, --config FILE     a Perfetto TraceConfig (binary, or text with --txt)\n"
             "      --txt             CONFIG is text proto\n"
             "      --print-config    print the config (text proto) the flags make, then exit\n"
@@ -283,6 +369,8 @@ const struct tb_cli_cmd tb_cli_cmd_record = {
             "  sudo tracebpf record -t 10s sched irq\n"
             "  sudo tracebpf record -t 30s -b 256mb sched syscalls -o app.pftrace\n"
             "  sudo tracebpf record -c config.pbtxt --txt -o trace.pftrace\n"
-            "  tracebpf record -t 5s sched -a my_app --print-config\n",
+            "  tracebpf record -t 5s sched -a my_app --print-config\n"
+            "  sudo tracebpf record -t 10s sched syscalls --pid 1234\n"
+            "  sudo tracebpf record -t 10s sched --comm nginx --cgroup system.slice\n",
     .run = run_record,
 };

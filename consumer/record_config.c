@@ -14,7 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
 
 #define MAX_CONFIG_BYTES (16u << 20)
 
@@ -219,6 +224,13 @@ int tb_record_config_build(const struct tb_record_opts *o, Perfetto__Protos__Tra
     *out = perfetto__protos__trace_config__unpack(NULL, len, buf);
     if (!*out)
         ret = -ENOMEM;
+    /* Filters go in afterwards, the way they go on top of a -c config. */
+    if (!ret && n_events)
+        ret = tb_record_config_set_filters(*out, o);
+    if (ret && *out) {
+        tb_record_config_free(*out);
+        *out = NULL;
+    }
 out:
     free(buf);
     free(events);
@@ -294,6 +306,147 @@ int tb_record_config_load(const char *path, bool text, Perfetto__Protos__TraceCo
     }
     free(data);
     return ret;
+}
+
+/*
+ * Replace a repeated string field of an unpacked message by one value; the
+ * message is freed by free_unpacked, which frees the array and each string.
+ */
+static int set_one_str(char ***v, size_t *n, const char *s)
+{
+    char **nv = malloc(sizeof(*nv));
+    size_t i;
+
+    if (!nv)
+        return -ENOMEM;
+    nv[0] = strdup(s);
+    if (!nv[0]) {
+        free(nv);
+        return -ENOMEM;
+    }
+    for (i = 0; i < *n; i++)
+        free((*v)[i]);
+    free(*v);
+    *v = nv;
+    *n = 1;
+    return 0;
+}
+
+static int set_ftrace_filters(Perfetto__Protos__FtraceConfig *fc, const struct tb_record_opts *o)
+{
+    Perfetto__Protos__FtraceConfig__TracebpfFilter *x;
+    uint32_t *t;
+    int err;
+
+    if (o->n_pids) {
+        t = malloc(o->n_pids * sizeof(*t));
+        if (!t)
+            return -ENOMEM;
+        memcpy(t, o->pids, o->n_pids * sizeof(*t));
+        free(fc->tids_to_trace);
+        fc->tids_to_trace = t;
+        fc->n_tids_to_trace = o->n_pids;
+    }
+    if (!o->comm && !o->cgroup)
+        return 0;
+    x = fc->tracebpf_filter;
+    if (!x) {
+        x = malloc(sizeof(*x));
+        if (!x)
+            return -ENOMEM;
+        perfetto__protos__ftrace_config__tracebpf_filter__init(x);
+        fc->tracebpf_filter = x;
+    }
+    err = o->comm ? set_one_str(&x->comm, &x->n_comm, o->comm) : 0;
+    if (!err && o->cgroup)
+        err = set_one_str(&x->cgroup_path, &x->n_cgroup_path, o->cgroup);
+    return err;
+}
+
+int tb_record_config_set_filters(Perfetto__Protos__TraceConfig *cfg, const struct tb_record_opts *o)
+{
+    Perfetto__Protos__DataSourceConfig *dsc;
+    bool found = false;
+    size_t i;
+    int err;
+
+    if (!o->n_pids && !o->comm && !o->cgroup)
+        return 0;
+    for (i = 0; i < cfg->n_data_sources; i++) {
+        dsc = cfg->data_sources[i]->config;
+        if (!dsc || !dsc->name || strcmp(dsc->name, "linux.ftrace"))
+            continue;
+        if (!dsc->ftrace_config) {
+            dsc->ftrace_config = malloc(sizeof(*dsc->ftrace_config));
+            if (!dsc->ftrace_config)
+                return -ENOMEM;
+            perfetto__protos__ftrace_config__init(dsc->ftrace_config);
+        }
+        err = set_ftrace_filters(dsc->ftrace_config, o);
+        if (err)
+            return err;
+        found = true;
+    }
+    return found ? 0 : -ENOENT;
+}
+
+static int cgroup2_mount(char *out, size_t len)
+{
+    char line[1024], dev[256], mnt[512], type[64];
+    int ret = -ENODEV;
+    FILE *f;
+
+    f = fopen("/proc/self/mounts", "re");
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "%255s %511s %63s", dev, mnt, type) == 3 && !strcmp(type, "cgroup2")) {
+            snprintf(out, len, "%s", mnt);
+            ret = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return ret;
+}
+
+static int check_cgroup_dir(const char *path)
+{
+    struct statfs sfs;
+    struct stat st;
+
+    if (stat(path, &st))
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if (statfs(path, &sfs))
+        return -errno;
+    return (unsigned long)sfs.f_type == CGROUP2_SUPER_MAGIC ? 0 : -EMEDIUMTYPE;
+}
+
+/* Same resolution as traced-bpf-probes (ftrace_filter.c), so both agree. */
+int tb_record_check_cgroup(const char *path, char *where, size_t len)
+{
+    char mnt[512];
+    int err, abs_err;
+
+    snprintf(where, len, "%s", path);
+    if (!*path)
+        return -ENOENT;
+    abs_err = path[0] == '/' ? check_cgroup_dir(path) : -ENOENT;
+    if (!abs_err)
+        return 0;
+    /* Relative, or "/a/b" within the hierarchy ("/" is its root). */
+    err = cgroup2_mount(mnt, sizeof(mnt));
+    if (!err) {
+        snprintf(where, len, "%s/%s", mnt, path + (path[0] == '/'));
+        err = check_cgroup_dir(where);
+    }
+    if (err && path[0] == '/') {
+        snprintf(where, len, "%s", path);
+        return abs_err;
+    }
+    return err;
 }
 
 void tb_record_config_free(Perfetto__Protos__TraceConfig *cfg)

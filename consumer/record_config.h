@@ -39,6 +39,11 @@ enum {
  * @discard:     stop writing when full instead of overwriting the oldest.
  * @long_mode:   write_into_file streaming.
  * @compress:    DEFLATE compressed packets.
+ * @pids:        FtraceConfig.tids_to_trace: only these processes and the
+ *               children they fork while tracing (kernel events).
+ * @comm:        only tasks with this comm (tracebpf_filter.comm), or NULL.
+ * @cgroup:      only tasks in this cgroup v2 path (tracebpf_filter.cgroup_path),
+ *               or NULL.
  */
 struct tb_record_opts {
     uint64_t duration_ms;
@@ -51,6 +56,10 @@ struct tb_record_opts {
     bool discard;
     bool long_mode;
     bool compress;
+    const uint32_t *pids;
+    size_t n_pids;
+    const char *comm;
+    const char *cgroup;
 };
 
 /*
@@ -78,6 +87,26 @@ int tb_record_config_build(const struct tb_record_opts *o, Perfetto__Protos__Tra
  */
 int tb_record_config_load(const char *path, bool text, Perfetto__Protos__TraceConfig **out,
                           char *err, size_t errlen);
+
+/*
+ * tb_record_config_set_filters() - put @o's pid/comm/cgroup filters into every
+ * linux.ftrace data source of @cfg (one built here or loaded from a file),
+ * replacing the filters it had. Nothing happens when @o has none.
+ * Return: 0, -ENOENT when @cfg has no linux.ftrace data source to filter,
+ * -ENOMEM.
+ */
+int tb_record_config_set_filters(Perfetto__Protos__TraceConfig *cfg,
+                                 const struct tb_record_opts *o);
+
+/*
+ * tb_record_check_cgroup() - does @path name a cgroup v2 directory, taken
+ * as traced-bpf-probes takes it: absolute, or relative to the cgroup2 mount
+ * (also "/a/b" as /proc/PID/cgroup prints it).
+ * @where/@len: receive the directory checked.
+ * Return: 0, -ENOENT, -ENOTDIR, -EMEDIUMTYPE (not on cgroup2), -ENODEV (no
+ * cgroup2 mount).
+ */
+int tb_record_check_cgroup(const char *path, char *where, size_t len);
 
 /* tb_record_config_free() - free a config from this module. Accepts NULL. */
 void tb_record_config_free(Perfetto__Protos__TraceConfig *cfg);

@@ -164,27 +164,31 @@ static int stat_cgroup(const char *path, uint64_t *id)
 int tb_ftrace_filter_cgroup_id(const char *path, uint64_t *id, char *resolved, size_t len)
 {
     char mnt[512], full[PATH_MAX];
-    int err;
+    int err, abs_err;
 
     if (!path || !*path)
         return -ENOENT;
-    if (path[0] == '/') {
-        err = stat_cgroup(path, id);
-        if (err != -ENOENT) {
-            if (resolved)
-                snprintf(resolved, len, "%s", path);
-            return err;
-        }
-    }
-    /* Relative, or absolute within the hierarchy as /proc/PID/cgroup shows it. */
-    err = cgroup2_mount(mnt, sizeof(mnt));
-    if (err)
-        return path[0] == '/' ? -ENOENT : err;
-    if (snprintf(full, sizeof(full), "%s/%s", mnt, path + (path[0] == '/')) >= (int)sizeof(full))
-        return -ENAMETOOLONG;
     if (resolved)
-        snprintf(resolved, len, "%s", full);
-    return stat_cgroup(full, id);
+        snprintf(resolved, len, "%s", path);
+    abs_err = path[0] == '/' ? stat_cgroup(path, id) : -ENOENT;
+    if (!abs_err)
+        return 0;
+    /* Relative, or "/a/b" within the hierarchy as /proc/PID/cgroup shows it. */
+    err = cgroup2_mount(mnt, sizeof(mnt));
+    if (!err &&
+        snprintf(full, sizeof(full), "%s/%s", mnt, path + (path[0] == '/')) >= (int)sizeof(full))
+        err = -ENAMETOOLONG;
+    if (!err) {
+        err = stat_cgroup(full, id);
+        if (resolved)
+            snprintf(resolved, len, "%s", full);
+    }
+    if (err && path[0] == '/') {
+        if (resolved)
+            snprintf(resolved, len, "%s", path);
+        return abs_err;
+    }
+    return err;
 }
 
 /* The process @tid belongs to, or @tid when /proc does not know it. */
