@@ -195,7 +195,8 @@ struct tracebpf_category {
  *
  * Normally called by TRACEBPF_DEFINE_CATEGORY() before main(). A category
  * registered while a session runs is enabled at once if the session's
- * config selects it; the service learns of it on the next reconnection.
+ * config selects it, and a connected service is sent the new category
+ * list at once (UpdateDataSource), so consumers listing data sources see it.
  * Registering the same struct twice is a no-op.
  * Return: 0, -EINVAL (NULL or no name), -ENOSPC (over 4096 categories).
  * Context: any thread; takes the registry lock.
@@ -204,7 +205,8 @@ TRACEBPF_API int tracebpf_category_register(struct tracebpf_category *cat);
 
 /**
  * tracebpf_category_unregister() - remove @cat from the registry and
- * disable it. Unknown categories are ignored.
+ * disable it; a connected service is sent the shorter category list.
+ * Unknown categories are ignored.
  * @cat: a registered category.
  * Context: any thread; no event on @cat may be in flight (module unload).
  */

@@ -215,6 +215,7 @@ void tbl_categories_foreach(void (*fn)(const struct tracebpf_category *cat, void
 
 TRACEBPF_API int tracebpf_category_register(struct tracebpf_category *cat)
 {
+    bool added = false;
     int err = 0;
 
     if (!cat || !cat->name || !*cat->name)
@@ -231,14 +232,19 @@ TRACEBPF_API int tracebpf_category_register(struct tracebpf_category *cat)
     cat->next = reg_head;
     reg_head = cat;
     set_enabled(cat);
+    added = true;
 out:
     pthread_mutex_unlock(&reg_lock);
+    /* Outside reg_lock: building the descriptor walks the registry. */
+    if (added)
+        tbl_producer_categories_changed();
     return err;
 }
 
 TRACEBPF_API void tracebpf_category_unregister(struct tracebpf_category *cat)
 {
     struct tracebpf_category **pp;
+    bool removed = false;
 
     if (!cat)
         return;
@@ -250,8 +256,11 @@ TRACEBPF_API void tracebpf_category_unregister(struct tracebpf_category *cat)
             cat->registered = 0;
             __atomic_store_n(&cat->enabled, 0, __ATOMIC_RELAXED);
             reg_count--;
+            removed = true;
             break;
         }
     }
     pthread_mutex_unlock(&reg_lock);
+    if (removed)
+        tbl_producer_categories_changed();
 }

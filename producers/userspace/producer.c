@@ -23,6 +23,8 @@
 #include "producers/userspace/lib_internal.h"
 
 #define DS_NAME "track_event"
+/* DataSourceDescriptor.id: non-zero, unique in this producer. */
+#define DS_ID 1
 
 /* One SMB of one connection, with the writer ids handed out over it. */
 struct conn_smb {
@@ -42,6 +44,8 @@ struct inst_target {
 static struct tb_pc *pc;
 static struct tb_pc *forked_pc; /* the parent's, kept reachable in a child */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* below, vs the IPC thread */
+/* Serialises descriptor sends, and @pc's start and stop against them. */
+static pthread_mutex_t desc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conn_smb *smbs;
 static struct inst_target *targets;
 static struct inst_target *active;
@@ -279,7 +283,12 @@ static void add_cat(const struct tracebpf_category *cat, void *ctx)
     free(tags);
 }
 
-static int register_ds(void)
+/*
+ * Register (@update false) or update the descriptor listing every category
+ * registered now. Callers hold desc_lock, so descriptors reach the client
+ * in the order they were built and the last one sent is the newest.
+ */
+static int send_ds(bool update)
 {
     Perfetto__Protos__DataSourceDescriptor d = PERFETTO__PROTOS__DATA_SOURCE_DESCRIPTOR__INIT;
     Perfetto__Protos__TrackEventDescriptor ted = PERFETTO__PROTOS__TRACK_EVENT_DESCRIPTOR__INIT;
@@ -294,9 +303,14 @@ static int register_ds(void)
     d.has_will_notify_on_stop = d.will_notify_on_stop = 1;
     d.has_handles_incremental_state_clear = d.handles_incremental_state_clear = 1;
     d.has_id = 1;
-    d.id = 1;
+    d.id = DS_ID;
     d.track_event_descriptor = &ted;
-    err = b.err ? b.err : tb_pc_register_data_source(pc, &d);
+    if (b.err)
+        err = b.err;
+    else if (update)
+        err = tb_pc_update_data_source(pc, &d);
+    else
+        err = tb_pc_register_data_source(pc, &d);
     for (size_t i = 0; i < b.n; i++) {
         for (size_t j = 0; j < b.cats[i]->n_tags; j++)
             free(b.cats[i]->tags[j]);
@@ -305,6 +319,18 @@ static int register_ds(void)
     }
     free(b.cats);
     return err;
+}
+
+void tbl_producer_categories_changed(void)
+{
+    int err;
+
+    pthread_mutex_lock(&desc_lock);
+    /* Before tbl_producer_start() the first registration lists them all. */
+    err = pc ? send_ds(true) : 0;
+    pthread_mutex_unlock(&desc_lock);
+    if (err)
+        tb_warn("tracebpf: cannot announce the new category list: %s", strerror(-err));
 }
 
 int tbl_producer_start(const struct tbl_producer_opts *o)
@@ -328,17 +354,21 @@ int tbl_producer_start(const struct tbl_producer_opts *o)
     };
     int err;
 
+    pthread_mutex_lock(&desc_lock);
     err = tb_pc_create(&po, &pc);
     if (err) {
+        pc = NULL;
         tb_err("tracebpf: cannot start the producer client: %s", strerror(-err));
-        return err;
+        goto out;
     }
-    err = register_ds();
+    err = send_ds(false);
     if (err) {
         tb_err("tracebpf: cannot register %s: %s", DS_NAME, strerror(-err));
         tb_pc_destroy(pc);
         pc = NULL;
     }
+out:
+    pthread_mutex_unlock(&desc_lock);
     return err;
 }
 
@@ -352,8 +382,10 @@ void tbl_producer_stop(void)
     retire_locked();
     pthread_mutex_unlock(&lock);
     /* Sends what is pending and waits for the service to have read it. */
+    pthread_mutex_lock(&desc_lock);
     tb_pc_destroy(p);
     pc = NULL;
+    pthread_mutex_unlock(&desc_lock);
     atomic_store(&tbl_g.connected, false);
 }
 
@@ -392,4 +424,5 @@ void tbl_producer_forget_after_fork(void)
     pc = NULL;
     active = NULL;
     pthread_mutex_init(&lock, NULL);
+    pthread_mutex_init(&desc_lock, NULL);
 }

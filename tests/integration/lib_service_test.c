@@ -5,7 +5,8 @@
  * TrackEventConfig selects categories; many threads lose nothing when the
  * buffer suffices and count exactly what they drop; the library reconnects
  * after a service restart; a forked child never writes into the parent's
- * shared memory.
+ * shared memory; a category registered while connected reaches the
+ * service's data source list at once and records in a running session.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -288,6 +289,80 @@ static void test_config_selects_categories(void **state)
     assert_false(TRACEBPF_ENABLED(net)); /* stopped: all off */
 }
 
+/*
+ * The categories the service lists for our track_event data source
+ * (QueryServiceState); 1 if @name is among them, 0 if not, -1 if the data
+ * source is missing.
+ */
+static int service_lists_category(const char *name)
+{
+    Perfetto__Protos__TracingServiceState *st = NULL;
+    struct tb_cc *cc;
+    int found = -1;
+
+    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_query_state(cc, 5000, &st), 0);
+    for (size_t i = 0; i < st->n_data_sources; i++) {
+        const Perfetto__Protos__DataSourceDescriptor *d = st->data_sources[i]->ds_descriptor;
+
+        if (!d || !d->name || strcmp(d->name, "track_event") || !d->track_event_descriptor)
+            continue;
+        found = 0;
+        for (size_t j = 0; j < d->track_event_descriptor->n_available_categories; j++)
+            if (!strcmp(d->track_event_descriptor->available_categories[j]->name, name))
+                found = 1;
+    }
+    perfetto__protos__tracing_service_state__free_unpacked(st, NULL);
+    tb_cc_free(cc);
+    return found;
+}
+
+static bool late_listed(void)
+{
+    return service_lists_category("late") == 1;
+}
+
+static bool late_unlisted(void)
+{
+    return service_lists_category("late") == 0;
+}
+
+/* Registered by hand (as a plugin would), not before main(). */
+static struct tracebpf_category tracebpf_cat_late = {
+    .name = "late", .description = "registered after connecting", .tags = "plugin"};
+
+static void test_late_category(void **state)
+{
+    TRACEBPF_OPTS(tracebpf_stats, st);
+    struct session s;
+    struct tbl_decoded *d;
+    uint64_t conns;
+    size_t i;
+
+    tracebpf_get_stats(&st);
+    conns = st.connections;
+    assert_int_equal(service_lists_category("app"), 1);
+    assert_int_equal(service_lists_category("late"), 0);
+
+    session_start(&s, NULL, 0, NULL, 0);
+    assert_int_equal(tracebpf_category_register(TRACEBPF_CATEGORY(late)), 0);
+    assert_true(TRACEBPF_ENABLED(late)); /* the running session selects everything */
+    assert_true(wait_for(late_listed, 2000));
+    TRACE_EVENT_INSTANT(late, "late_event");
+    d = session_finish(&s);
+    i = find(d, "late_event");
+    assert_true(i != (size_t)-1);
+    assert_string_equal(d->ev[i].cat, "late");
+    tbl_decoded_free(d);
+
+    tracebpf_category_unregister(TRACEBPF_CATEGORY(late));
+    assert_true(wait_for(late_unlisted, 2000));
+    assert_int_equal(service_lists_category("app"), 1);
+    /* Announced on the live connection, not through a reconnect. */
+    tracebpf_get_stats(&st);
+    assert_int_equal(st.connections, conns);
+}
+
 #define NTHREADS 4
 
 struct burst {
@@ -427,6 +502,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_config_selects_categories),
+        cmocka_unit_test(test_late_category),
         cmocka_unit_test(test_threads_lose_nothing),
         cmocka_unit_test(test_threads_count_drops),
         cmocka_unit_test(test_fork_child_stays_quiet),
