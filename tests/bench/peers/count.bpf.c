@@ -10,9 +10,10 @@
  * programs sit beside ftrace and perf without touching them.
  *
  * The tree is keyed by thread id because every tracer names the current task
- * by its thread id. User space seeds it with the workload's first task before
- * that task runs; sched_process_fork adds each child of a member, so threads
- * and processes the workload spawns are followed with no race.
+ * by its thread id. Its root is the child the launcher forks (the launcher's
+ * tgid is set before load), added in sched_process_fork before the child
+ * first runs; each child of a member is added the same way, so threads and
+ * processes the workload spawns are followed from birth with no race.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -20,6 +21,9 @@
 #include "count.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* The launcher (count.c), whose one child is the workload's first task. */
+const volatile __u32 launcher_tgid = 0;
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -83,7 +87,7 @@ int BPF_PROG(count_fork, struct task_struct *parent, struct task_struct *child)
     __u8 one = 1;
 
     /* The fork tracepoint runs in the parent, so "current" is the parent. */
-    if (!hit(TB_COUNT_FORK))
+    if (!hit(TB_COUNT_FORK) && (__u32)(bpf_get_current_pid_tgid() >> 32) != launcher_tgid)
         return 0;
     tid = (__u32)child->pid;
     if (bpf_map_update_elem(&tree, &tid, &one, BPF_ANY))

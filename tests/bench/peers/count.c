@@ -12,9 +12,7 @@
  * inherited, so its own report (perf bench "Total time") reaches the caller.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,47 +127,18 @@ static int write_json(const char *path, const struct totals *t, double elapsed, 
     return fclose(f) ? -errno : 0;
 }
 
-/*
- * Forks the workload held on a pipe until its tid is in the tree, so its
- * very first event is counted; returns the child's pid or -errno.
- */
-static pid_t start_workload(struct tb_bench_count_bpf *skel, char **argv)
+/* Forks and execs the workload; returns the child's pid or -errno. */
+static pid_t start_workload(char **argv)
 {
-    uint8_t one = 1;
-    int gate[2];
-    pid_t pid;
-    char c;
+    pid_t pid = fork();
 
-    if (pipe2(gate, O_CLOEXEC))
+    if (pid < 0)
         return -errno;
-    pid = fork();
-    if (pid < 0) {
-        pid = -errno;
-        goto out;
-    }
     if (pid == 0) {
-        close(gate[1]);
-        if (read(gate[0], &c, 1) != 1)
-            _exit(126);
         execvp(argv[0], argv);
         fprintf(stderr, "tb_bench_count: exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
-    if (bpf_map_update_elem(bpf_map__fd(skel->maps.tree), &(uint32_t){(uint32_t)pid}, &one,
-                            BPF_ANY)) {
-        fprintf(stderr, "tb_bench_count: seeding tree with %d: %s\n", pid, strerror(errno));
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        pid = -errno;
-        goto out;
-    }
-    if (write(gate[1], "g", 1) != 1) {
-        pid = -errno;
-        goto out;
-    }
-out:
-    close(gate[0]);
-    close(gate[1]);
     return pid;
 }
 
@@ -205,9 +174,16 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    skel = tb_bench_count_bpf__open_and_load();
+    skel = tb_bench_count_bpf__open();
     if (!skel) {
         err = -errno;
+        fprintf(stderr, "tb_bench_count: opening count.bpf.o: %s\n", strerror(-err));
+        goto out;
+    }
+    /* Our own fork is how the workload's first task enters the tree. */
+    skel->rodata->launcher_tgid = (uint32_t)getpid();
+    err = tb_bench_count_bpf__load(skel);
+    if (err) {
         fprintf(stderr, "tb_bench_count: loading count.bpf.o: %s\n", strerror(-err));
         goto out;
     }
@@ -217,7 +193,7 @@ int main(int argc, char **argv)
         goto out;
     }
     t0 = now_s();
-    pid = start_workload(skel, argv + optind);
+    pid = start_workload(argv + optind);
     if (pid < 0) {
         err = pid;
         fprintf(stderr, "tb_bench_count: starting %s: %s\n", argv[optind], strerror(-err));
