@@ -17,3 +17,13 @@ if(TARGET traced-bpf AND TARGET traced-bpf-probes)
   add_dependencies(probes_e2e_test traced-bpf traced-bpf-probes)
   set_tests_properties(probes_e2e_test PROPERTIES RESOURCE_LOCK kernel)
 endif()
+
+# The in-kernel filters end to end: tids_to_trace (children followed), comm
+# and cgroup through the real daemon and traced-bpf-probes; an unrelated
+# process must leave no event.
+if(TARGET traced-bpf AND TARGET traced-bpf-probes)
+  tb_unit_test(NAME probes_filter_test SOURCES integration/probes_filter_test.c
+               LIBS tb_probes_producer LABELS integration TIMEOUT 120)
+  add_dependencies(probes_filter_test traced-bpf traced-bpf-probes)
+  set_tests_properties(probes_filter_test PROPERTIES RESOURCE_LOCK kernel)
+endif()
