@@ -2,7 +2,9 @@
  * cli_record_config_test.c - flags -> TraceConfig (record_config.c): the
  * buffer layout, category expansion without duplicates, app categories,
  * streaming and compression, and loading configs from real files (binary,
- * text, broken text with line:col).
+ * text, broken text with line:col); the pid/comm/cgroup filters from the
+ * command line (the real "record" command in a child process) into the
+ * config, through --print-config and back, and onto a loaded config.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,9 +12,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "consumer/cli.h"
 #include "consumer/record_config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +183,219 @@ static void test_check_event(void **state)
     assert_int_equal(tb_record_check_event("/sys/kernel/tracing", "sched/no_such_event"), -ENOENT);
 }
 
+/*
+ * Runs "tracebpf record ARGS" (the real command, in a child so getopt and
+ * exit paths start clean) with stdout in @out and stderr in @err (files).
+ * Return: its exit code.
+ */
+static int run_record(const char *out, const char *err, const char *const *args)
+{
+    char *argv[16];
+    int argc = 0, status = -1;
+    pid_t pid;
+
+    argv[argc++] = "record";
+    while (*args && argc < 15)
+        argv[argc++] = (char *)*args++;
+    argv[argc] = NULL;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+            _exit(99);
+        status = tb_cli_cmd_record.run(argc, argv);
+        fflush(NULL);
+        _exit(status);
+    }
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static char *slurp(const char *path)
+{
+    static char buf[65536];
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void test_filters_build(void **state)
+{
+    const uint32_t pids[] = {4321, 1};
+    struct tb_record_opts o = {.buffer_kb = 1024, .cats = TB_REC_CAT_SCHED | TB_REC_CAT_SYSCALLS};
+    const Perfetto__Protos__FtraceConfig *fc;
+    Perfetto__Protos__TraceConfig *c = NULL;
+
+    (void)state;
+    /* No filter: nothing in the config says otherwise. */
+    assert_int_equal(tb_record_config_build(&o, &c), 0);
+    fc = find_ds(c, "linux.ftrace")->ftrace_config;
+    assert_int_equal(fc->n_tids_to_trace, 0);
+    assert_null(fc->tracebpf_filter);
+    tb_record_config_free(c);
+
+    o.pids = pids;
+    o.n_pids = 2;
+    o.comm = "nginx";
+    o.cgroup = "system.slice";
+    assert_int_equal(tb_record_config_build(&o, &c), 0);
+    fc = find_ds(c, "linux.ftrace")->ftrace_config;
+    assert_int_equal(fc->n_tids_to_trace, 2);
+    assert_int_equal(fc->tids_to_trace[0], 4321);
+    assert_int_equal(fc->tids_to_trace[1], 1);
+    assert_non_null(fc->tracebpf_filter);
+    assert_int_equal(fc->tracebpf_filter->n_comm, 1);
+    assert_string_equal(fc->tracebpf_filter->comm[0], "nginx");
+    assert_int_equal(fc->tracebpf_filter->n_cgroup_path, 1);
+    assert_string_equal(fc->tracebpf_filter->cgroup_path[0], "system.slice");
+    /* The filters are the kernel producer's; other data sources have none. */
+    assert_null(find_ds(c, "linux.process_stats")->ftrace_config);
+    tb_record_config_free(c);
+}
+
+static void test_filters_on_loaded_config(void **state)
+{
+    char path[] = "/tmp/cli_record_fltXXXXXX";
+    static const char text[] = "buffers { size_kb: 512 }\n"
+                               "data_sources { config { name: \"linux.ftrace\" ftrace_config {\n"
+                               "  ftrace_events: \"sched/sched_switch\" tids_to_trace: [7, 8]\n"
+                               "  tracebpf_filter { comm: \"old\" } } } }\n"
+                               "data_sources { config { name: \"track_event\" } }\n";
+    static const char no_ftrace[] = "data_sources { config { name: \"track_event\" } }\n";
+    const uint32_t pids[] = {99};
+    struct tb_record_opts o = {.pids = pids, .n_pids = 1, .comm = "new"};
+    const Perfetto__Protos__FtraceConfig *fc;
+    Perfetto__Protos__TraceConfig *c = NULL;
+    char err[256];
+    int fd;
+
+    (void)state;
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(path, text, sizeof(text) - 1);
+    assert_int_equal(tb_record_config_load(path, true, &c, err, sizeof(err)), 0);
+    fc = find_ds(c, "linux.ftrace")->ftrace_config;
+    assert_int_equal(fc->n_tids_to_trace, 2);
+    assert_string_equal(fc->tracebpf_filter->comm[0], "old");
+    /* The flags replace the file's filters (freed by the config's free). */
+    assert_int_equal(tb_record_config_set_filters(c, &o), 0);
+    assert_int_equal(fc->n_tids_to_trace, 1);
+    assert_int_equal(fc->tids_to_trace[0], 99);
+    assert_int_equal(fc->tracebpf_filter->n_comm, 1);
+    assert_string_equal(fc->tracebpf_filter->comm[0], "new");
+    assert_int_equal(fc->tracebpf_filter->n_cgroup_path, 0);
+    tb_record_config_free(c);
+
+    write_file(path, no_ftrace, sizeof(no_ftrace) - 1);
+    assert_int_equal(tb_record_config_load(path, true, &c, err, sizeof(err)), 0);
+    assert_int_equal(tb_record_config_set_filters(c, &o), -ENOENT);
+    tb_record_config_free(c);
+    unlink(path);
+}
+
+static void test_filter_flags(void **state)
+{
+    char dir[] = "/tmp/cli_record_flagsXXXXXX", out[64], err[64], cfg[64], pid[32], pids[48];
+    const char *text;
+    char *first;
+    FILE *f;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(out, sizeof(out), "%s/out", dir);
+    snprintf(err, sizeof(err), "%s/err", dir);
+    snprintf(cfg, sizeof(cfg), "%s/cfg.pbtxt", dir);
+    snprintf(pid, sizeof(pid), "%d", getpid());
+    snprintf(pids, sizeof(pids), "%d,1", getpid());
+
+    assert_int_equal(run_record(out, err,
+                                (const char *[]){"sched", "--pid", pids, "--comm", "tbtest",
+                                                 "--print-config", NULL}),
+                     TB_CLI_EXIT_OK);
+    text = slurp(out);
+    assert_non_null(strstr(text, "tracebpf_filter"));
+    assert_non_null(strstr(text, "comm: \"tbtest\""));
+    assert_non_null(strstr(text, "tids_to_trace: 1"));
+    /* --print-config's output is a config -c --txt reads back unchanged. */
+    f = fopen(cfg, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(
+        run_record(out, err, (const char *[]){"-c", cfg, "--txt", "--print-config", NULL}),
+        TB_CLI_EXIT_OK);
+    first = strdup(slurp(cfg));
+    assert_string_equal(slurp(out), first);
+    free(first);
+
+    /* Flags on top of -c: the pid replaces the file's two. */
+    assert_int_equal(
+        run_record(out, err,
+                   (const char *[]){"-c", cfg, "--txt", "--pid", pid, "--print-config", NULL}),
+        TB_CLI_EXIT_OK);
+    text = slurp(out);
+    assert_non_null(strstr(text, pid));
+    assert_null(strstr(text, "tids_to_trace: 1\n"));
+
+    /* Bad values: usage errors that name the value. */
+    assert_int_equal(run_record(out, err, (const char *[]){"sched", "--pid", "12x", NULL}),
+                     TB_CLI_EXIT_USAGE);
+    assert_non_null(strstr(slurp(err), "12x"));
+    assert_int_equal(run_record(out, err, (const char *[]){"sched", "--pid", "2147483647", NULL}),
+                     TB_CLI_EXIT_USAGE);
+    assert_non_null(strstr(slurp(err), "no process"));
+    assert_int_equal(
+        run_record(out, err, (const char *[]){"sched", "--comm", "sixteen-chars-xx", NULL}),
+        TB_CLI_EXIT_USAGE);
+    assert_non_null(strstr(slurp(err), "15"));
+    assert_int_equal(
+        run_record(out, err, (const char *[]){"sched", "--cgroup", "/no/such/cgroup-tb", NULL}),
+        TB_CLI_EXIT_USAGE);
+    assert_non_null(strstr(slurp(err), "No such file"));
+    assert_int_equal(run_record(out, err, (const char *[]){"-a", "app", "--comm", "x", NULL}),
+                     TB_CLI_EXIT_USAGE);
+    assert_non_null(strstr(slurp(err), "kernel"));
+
+    unlink(out);
+    unlink(err);
+    unlink(cfg);
+    rmdir(dir);
+}
+
+static void test_check_cgroup(void **state)
+{
+    char where[256];
+    struct stat st;
+
+    (void)state;
+    assert_int_equal(tb_record_check_cgroup("/no/such/cgroup-tb", where, sizeof(where)), -ENOENT);
+    if (stat("/sys/fs/cgroup/unified/cgroup.procs", &st)) {
+        skip();
+        return;
+    }
+    /* "/" is the cgroup2 root as /proc/PID/cgroup names it. */
+    assert_int_equal(tb_record_check_cgroup("/", where, sizeof(where)), 0);
+    assert_string_equal(where, "/sys/fs/cgroup/unified/");
+    assert_int_equal(tb_record_check_cgroup("/sys/fs/cgroup/unified", where, sizeof(where)), 0);
+    assert_int_equal(
+        tb_record_check_cgroup("/sys/fs/cgroup/unified/cgroup.procs", where, sizeof(where)),
+        -ENOTDIR);
+    /* A cgroup v1 directory exists but is not what the kernel filter matches. */
+    if (!stat("/sys/fs/cgroup/pids", &st))
+        assert_int_equal(tb_record_check_cgroup("/sys/fs/cgroup/pids", where, sizeof(where)),
+                         -EMEDIUMTYPE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +403,10 @@ int main(void)
         cmocka_unit_test(test_apps_long_compress),
         cmocka_unit_test(test_load_files),
         cmocka_unit_test(test_check_event),
+        cmocka_unit_test(test_filters_build),
+        cmocka_unit_test(test_filters_on_loaded_config),
+        cmocka_unit_test(test_filter_flags),
+        cmocka_unit_test(test_check_cgroup),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
