@@ -13,6 +13,7 @@
 #include "common/ipc_client.h"
 #include "common/ipc_sock.h"
 #include "common/log.h"
+#include "common/trace_frame.h"
 #include "perfetto/ipc/consumer_port.pb-c.h"
 
 struct tb_cc {
@@ -263,41 +264,11 @@ struct fd_sink {
     uint64_t bytes;
 };
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int to_fd(void *ctx, const uint8_t *packet, size_t len)
 {
     struct fd_sink *s = ctx;
-    uint8_t hdr[11];
-    size_t h = 1;
-    uint64_t v = len;
-    int err;
 
-    hdr[0] = 0x0A; /* Trace.packet, length-delimited */
-    while (v >= 0x80) {
-        hdr[h++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    hdr[h++] = (uint8_t)v;
-    err = write_all(s->fd, hdr, h);
-    if (!err)
-        err = write_all(s->fd, packet, len);
-    if (!err)
-        s->bytes += h + len;
-    return err;
+    return tb_tframe_write(s->fd, packet, len, &s->bytes);
 }
 
 int tb_cc_read_buffers(struct tb_cc *cc, int fd, int timeout_ms, uint64_t *packets, uint64_t *bytes)

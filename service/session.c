@@ -123,6 +123,19 @@ static int check_config(struct tb_svc_core *core, const Perfetto__Protos__TraceC
     return 0;
 }
 
+/* Either spelling asks for deflate: both ReadBuffers and the file obey it. */
+static bool wants_deflate(const Perfetto__Protos__TraceConfig *cfg)
+{
+    /* compression_type is deprecated upstream but still what configs use. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    return (cfg->has_compression_type &&
+            cfg->compression_type ==
+                PERFETTO__PROTOS__TRACE_CONFIG__COMPRESSION_TYPE__COMPRESSION_TYPE_DEFLATE) ||
+           (cfg->compression && cfg->compression->deflate);
+#pragma GCC diagnostic pop
+}
+
 static int copy_config(struct tb_svc_session *s, const Perfetto__Protos__TraceConfig *cfg)
 {
     s->cfg_len = protobuf_c_message_get_packed_size(&cfg->base);
@@ -131,7 +144,10 @@ static int copy_config(struct tb_svc_session *s, const Perfetto__Protos__TraceCo
         return -ENOMEM;
     protobuf_c_message_pack(&cfg->base, s->cfg_bytes);
     s->cfg = perfetto__protos__trace_config__unpack(NULL, s->cfg_len, s->cfg_bytes);
-    return s->cfg ? 0 : -ENOMEM;
+    if (!s->cfg)
+        return -ENOMEM;
+    s->compress = wants_deflate(s->cfg);
+    return 0;
 }
 
 int tb_svc_session_new(struct tb_svc_consumer *c, const Perfetto__Protos__TraceConfig *cfg, int fd,

@@ -15,7 +15,8 @@
 
 #include "common/event_loop.h"
 #include "common/log.h"
-#include "common/pb_writer.h"
+#include "common/trace_frame.h"
+#include "service/svc_batch.h"
 #include "service/svc_packets.h"
 
 #define DEFAULT_PERIOD_MS 5000u
@@ -24,37 +25,21 @@
 
 struct file_pass {
     struct tb_svc_session *s;
-    uint8_t *buf;
-    size_t len, cap;
+    struct tb_svc_batch batch;
     bool full;
 };
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* Writes @n bytes of Trace records, compressed or not. */
 static int emit(struct tb_svc_session *s, const uint8_t *data, size_t n)
 {
-    uint8_t hdr[11], *pkt;
-    size_t len, h;
+    uint8_t *pkt;
+    size_t len;
     int err;
 
     if (!n)
         return 0;
     if (!s->compress) {
-        err = write_all(s->out_fd, data, n);
+        err = tb_tframe_write_all(s->out_fd, data, n);
         if (!err)
             s->file_bytes += n;
         return err;
@@ -62,22 +47,16 @@ static int emit(struct tb_svc_session *s, const uint8_t *data, size_t n)
     err = tb_svc_pkt_compressed(s->core->own_uid, data, n, &pkt, &len);
     if (err)
         return err;
-    hdr[0] = 0x0A;
-    h = 1 + tb_pbw_encode_varint(hdr + 1, len);
-    err = write_all(s->out_fd, hdr, h);
-    if (!err)
-        err = write_all(s->out_fd, pkt, len);
-    if (!err)
-        s->file_bytes += h + len;
+    err = tb_tframe_write(s->out_fd, pkt, len, &s->file_bytes);
     free(pkt);
     return err;
 }
 
 static int flush_batch(struct file_pass *fp)
 {
-    int err = emit(fp->s, fp->buf, fp->len);
+    int err = emit(fp->s, fp->batch.buf, fp->batch.len);
 
-    fp->len = 0;
+    fp->batch.len = 0;
     return err;
 }
 
@@ -85,38 +64,17 @@ static int on_packet(void *ctx, const struct tb_svc_slice *sl, size_t n)
 {
     struct file_pass *fp = ctx;
     struct tb_svc_session *s = fp->s;
-    size_t total = 0, need;
-    uint8_t hdr[11];
-    size_t h;
+    size_t need = tb_svc_batch_record_size(sl, n);
+    int err;
 
-    for (size_t i = 0; i < n; i++)
-        total += sl[i].len;
-    hdr[0] = 0x0A;
-    h = 1 + tb_pbw_encode_varint(hdr + 1, total);
-    need = h + total;
-    if (s->max_file_bytes && s->file_bytes + fp->len + need > s->max_file_bytes) {
+    if (s->max_file_bytes && s->file_bytes + fp->batch.len + need > s->max_file_bytes) {
         fp->full = true;
         return -EFBIG;
     }
-    if (fp->len + need > fp->cap) {
-        size_t ncap = fp->cap ? fp->cap : 64 * 1024;
-        uint8_t *nb;
-
-        while (ncap < fp->len + need)
-            ncap *= 2;
-        nb = realloc(fp->buf, ncap);
-        if (!nb)
-            return -ENOMEM;
-        fp->buf = nb;
-        fp->cap = ncap;
-    }
-    memcpy(fp->buf + fp->len, hdr, h);
-    fp->len += h;
-    for (size_t i = 0; i < n; i++) {
-        memcpy(fp->buf + fp->len, sl[i].data, sl[i].len);
-        fp->len += sl[i].len;
-    }
-    return fp->len >= BATCH_BYTES ? flush_batch(fp) : 0;
+    err = tb_svc_batch_add(&fp->batch, sl, n);
+    if (err)
+        return err;
+    return fp->batch.len >= BATCH_BYTES ? flush_batch(fp) : 0;
 }
 
 int tb_svc_session_file_write(struct tb_svc_session *s)
@@ -128,7 +86,7 @@ int tb_svc_session_file_write(struct tb_svc_session *s)
         return -EBADF;
     err = tb_svc_session_read(s, on_packet, &fp);
     err2 = flush_batch(&fp);
-    free(fp.buf);
+    tb_svc_batch_free(&fp.batch);
     if (fp.full) {
         tb_info("svc: session %llu reached max_file_size_bytes (%llu), stopping",
                 (unsigned long long)s->id, (unsigned long long)s->max_file_bytes);
@@ -171,15 +129,6 @@ int tb_svc_session_file_start(struct tb_svc_session *s)
     if (period < MIN_PERIOD_MS)
         period = MIN_PERIOD_MS;
     s->max_file_bytes = cfg->has_max_file_size_bytes ? cfg->max_file_size_bytes : 0;
-    /* compression_type is deprecated upstream but still what configs use. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    s->compress =
-        (cfg->has_compression_type &&
-         cfg->compression_type ==
-             PERFETTO__PROTOS__TRACE_CONFIG__COMPRESSION_TYPE__COMPRESSION_TYPE_DEFLATE) ||
-        (cfg->compression && cfg->compression->deflate);
-#pragma GCC diagnostic pop
     return tb_loop_add_timer(s->core->loop, period, period, on_period, s, &s->t_file);
 }
 

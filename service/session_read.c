@@ -5,7 +5,9 @@
  * packet of every buffer, validated and followed by the trusted trailer
  * (trusted_uid, trusted_packet_sequence_id, trusted_pid and
  * previous_packet_dropped, appended so last-field-wins applies), and, once
- * the session is over, the final TraceStats.
+ * the session is over, the final TraceStats. When the config asks for
+ * deflate, ReadBuffers gets them as compressed_packets batches of about
+ * READ_BATCH_BYTES of input each.
  */
 #include "service/svc_internal.h"
 
@@ -16,10 +18,13 @@
 #include "common/event_loop.h"
 #include "common/log.h"
 #include "service/packet_validator.h"
+#include "service/svc_batch.h"
 #include "service/svc_packets.h"
 #include "service/trace_buffer.h"
 
 #define SYNC_PERIOD_MS 10000u
+/* Input bytes per compressed_packets batch on the ReadBuffers path. */
+#define READ_BATCH_BYTES (128u * 1024u)
 
 struct read_pass {
     struct tb_svc_session *s;
@@ -181,7 +186,22 @@ int tb_svc_session_read(struct tb_svc_session *s, tb_svc_packet_fn fn, void *ctx
 
 int tb_svc_consumer_read(struct tb_svc_consumer *c, tb_svc_packet_fn fn, void *ctx)
 {
-    if (!c->session)
+    struct tb_svc_session *s = c->session;
+    struct tb_svc_deflate d = {.limit = READ_BATCH_BYTES, .fn = fn, .ctx = ctx};
+    int err, err2;
+
+    if (!s)
         return -ENOENT;
-    return tb_svc_session_read(c->session, fn, ctx);
+    if (!s->compress)
+        return tb_svc_session_read(s, fn, ctx);
+    d.uid = s->core->own_uid;
+    err = tb_svc_session_read(s, tb_svc_deflate_packet, &d);
+    /* A pause (-EAGAIN) comes from @fn after a whole batch: nothing is held. */
+    if (!err || err == -EAGAIN) {
+        err2 = tb_svc_deflate_flush(&d);
+        if (!err)
+            err = err2;
+    }
+    tb_svc_batch_free(&d.batch);
+    return err;
 }

@@ -1,8 +1,9 @@
 # The traced-bpf daemon end to end: the real binary on real sockets in a temp
-# dir, test producers writing raw chunks, the consumer client reading back.
+# dir, test producers writing raw chunks, the consumer client reading back
+# (and tracebpf info reading a compressed ReadBuffers file).
 tb_unit_test(NAME service_e2e_test SOURCES integration/service_e2e_test.c
              LIBS tb_service_core LABELS integration TIMEOUT 180)
-add_dependencies(service_e2e_test traced-bpf)
+add_dependencies(service_e2e_test traced-bpf tracebpf_cli)
 
 tb_unit_test(NAME service_daemon_test SOURCES integration/service_daemon_test.c
              LIBS tb_service_core LABELS integration TIMEOUT 60)
