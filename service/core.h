@@ -217,7 +217,10 @@ int tb_svc_consumer_flush(struct tb_svc_consumer *c, uint32_t timeout_ms, uint64
 /*
  * tb_svc_consumer_read() - ReadBuffers: hand every packet available now
  * (service packets first, then producer packets with trusted fields
- * appended) to @fn.
+ * appended) to @fn. When the session's config asks for deflate, @fn gets
+ * compressed_packets packets instead, each a batch of ~128 KiB of them.
+ * The slices are borrowed for the call only. @fn may return -EAGAIN after a
+ * packet to pause: what was not read stays in the buffers for the next call.
  * Return: 0, -ENOENT (no session), or @fn's error.
  */
 int tb_svc_consumer_read(struct tb_svc_consumer *c, tb_svc_packet_fn fn, void *ctx);
