@@ -96,48 +96,32 @@ static const struct tb_svc_consumer_ops consumer_ops = {
     .flush_done = flush_done,
 };
 
-static int on_connect(struct tb_ipc_conn *conn, void *ctx)
+static int attach(struct tb_svc_port *port, struct tb_ipc_conn *conn, void *state)
 {
-    struct tb_svc_port *port = ctx;
+    struct cconn *cc = state;
     uid_t uid = tb_ipc_conn_uid(conn);
-    struct cconn *cc;
-    int err;
 
     if (!tb_svc_consumer_allowed(uid)) {
         tb_warn("svc: consumer uid %u refused: not root and not in group " CONSUMER_GROUP,
                 (unsigned)uid);
         return -EACCES;
     }
-    cc = calloc(1, sizeof(*cc));
-    if (!cc)
-        return -ENOMEM;
     cc->conn = conn;
-    err = tb_svc_consumer_connect(port->core, uid, &consumer_ops, cc, &cc->c);
-    if (err) {
-        free(cc);
-        return err;
-    }
-    tb_ipc_conn_set_user_data(conn, cc);
-    return 0;
+    return tb_svc_consumer_connect(port->core, uid, &consumer_ops, cc, &cc->c);
 }
 
-static void on_disconnect(struct tb_ipc_conn *conn, void *ctx)
+static void detach(void *state)
 {
-    struct cconn *cc = tb_ipc_conn_user_data(conn);
+    struct cconn *cc = state;
 
-    if (!cc)
-        return;
     cc->enable_pending = false;
     tb_svc_consumer_disconnect(cc->c);
     free(cc->rb);
-    free(cc);
-    tb_ipc_conn_set_user_data(conn, NULL);
 }
 
 static void reply(struct tb_ipc_call *call, const ProtobufCMessage *msg, bool ok)
 {
-    if (!call->drop_reply)
-        tb_ipc_host_reply(call->conn, call->request_id, msg, ok, false, -1);
+    tb_svc_port_reply(call, msg, ok);
 }
 
 static void m_enable(struct tb_ipc_call *call)
@@ -399,34 +383,18 @@ static const struct tb_ipc_method consumer_methods[] = {
      m_capabilities},
 };
 
+static const struct tb_svc_port_kind consumer_kind = {
+    .service = "ConsumerPort",
+    .methods = consumer_methods,
+    .n_methods = sizeof(consumer_methods) / sizeof(consumer_methods[0]),
+    .conn_size = sizeof(struct cconn),
+    .max_tx_queue = TXQ_LIMIT,
+    .attach = attach,
+    .detach = detach,
+};
+
 int tb_svc_consumer_port_new(struct tb_loop *loop, struct tb_svc_core *core,
                              const struct tb_svc_port_opts *opts, struct tb_svc_port **out)
 {
-    struct tb_ipc_host_opts ho = {0};
-    struct tb_svc_port *port = calloc(1, sizeof(*port));
-    int err;
-
-    if (!port)
-        return -ENOMEM;
-    port->core = core;
-    if (opts) {
-        ho.max_connections = opts->max_connections;
-        ho.max_frame_size = opts->max_frame_size;
-        ho.max_tx_queue_bytes = opts->max_tx_queue_bytes;
-    }
-    if (!ho.max_tx_queue_bytes)
-        ho.max_tx_queue_bytes = TXQ_LIMIT;
-    ho.on_connect = on_connect;
-    ho.on_disconnect = on_disconnect;
-    ho.ctx = port;
-    err = tb_ipc_host_new(loop, &ho, &port->host);
-    if (!err)
-        err = tb_ipc_host_add_service(port->host, "ConsumerPort", consumer_methods,
-                                      sizeof(consumer_methods) / sizeof(consumer_methods[0]), port);
-    if (err) {
-        tb_svc_port_free(port);
-        return err;
-    }
-    *out = port;
-    return 0;
+    return tb_svc_port_create(loop, core, opts, &consumer_kind, out);
 }

@@ -15,11 +15,34 @@
 struct tb_loop;
 struct tb_svc_core;
 struct tb_ipc_host;
+struct tb_ipc_conn;
+struct tb_ipc_call;
+struct tb_ipc_method;
+struct ProtobufCMessage;
+struct tb_svc_port;
 
-/* An endpoint; fields are private to producer_port.c and consumer_port.c. */
+/*
+ * What tells one endpoint from the other, for the code they share
+ * (port_util.c): the service and its methods, and how a connection's state
+ * is tied to the core. Static const, in producer_port.c / consumer_port.c.
+ */
+struct tb_svc_port_kind {
+    const char *service; /* "ProducerPort" or "ConsumerPort" */
+    const struct tb_ipc_method *methods;
+    size_t n_methods;
+    size_t conn_size;    /* per-connection state, zeroed, owned by the port */
+    size_t max_tx_queue; /* 0: the ipc_host default */
+    /* Tie @state to the core for @conn; < 0 refuses the connection. */
+    int (*attach)(struct tb_svc_port *port, struct tb_ipc_conn *conn, void *state);
+    /* Undo attach() as the connection goes; @state is freed after. */
+    void (*detach)(void *state);
+};
+
+/* An endpoint; fields are private to the port files. */
 struct tb_svc_port {
     struct tb_svc_core *core;
     struct tb_ipc_host *host;
+    const struct tb_svc_port_kind *kind;
 };
 
 /* Knobs for both ports; zero fields take the ipc_host defaults. */
@@ -65,6 +88,21 @@ struct tb_ipc_host *tb_svc_port_host(struct tb_svc_port *port);
  * disconnect) and the listening socket. Accepts NULL. Context: loop thread.
  */
 void tb_svc_port_free(struct tb_svc_port *port);
+
+/*
+ * tb_svc_port_create() - the body of both *_port_new(): an ipc_host with
+ * @opts (may be NULL; a zero max_tx_queue_bytes takes @kind's) that
+ * allocates and attaches per-connection state as @kind says, and serves
+ * @kind's methods with the port as their service_ctx.
+ * @kind: borrowed, must outlive the port. Other arguments as
+ * tb_svc_producer_port_new(). Return: 0 or negative errno.
+ */
+int tb_svc_port_create(struct tb_loop *loop, struct tb_svc_core *core,
+                       const struct tb_svc_port_opts *opts, const struct tb_svc_port_kind *kind,
+                       struct tb_svc_port **out);
+
+/* tb_svc_port_reply() - answer @call (once, final) unless nobody waits for it. */
+void tb_svc_port_reply(struct tb_ipc_call *call, const struct ProtobufCMessage *msg, bool ok);
 
 /* tb_svc_consumer_allowed() - whether @uid may use the consumer socket. */
 bool tb_svc_consumer_allowed(uid_t uid);

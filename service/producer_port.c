@@ -90,42 +90,27 @@ static void drain_queue(struct pconn *pc)
     pc->nqueued = 0;
 }
 
-static int on_connect(struct tb_ipc_conn *conn, void *ctx)
+static int attach(struct tb_svc_port *port, struct tb_ipc_conn *conn, void *state)
 {
-    struct tb_svc_port *port = ctx;
-    struct pconn *pc = calloc(1, sizeof(*pc));
-    int err;
+    struct pconn *pc = state;
 
-    if (!pc)
-        return -ENOMEM;
     pc->conn = conn;
-    err = tb_svc_producer_connect(port->core, tb_ipc_conn_uid(conn), tb_ipc_conn_pid(conn),
-                                  &producer_ops, pc, &pc->p);
-    if (err) {
-        free(pc);
-        return err;
-    }
-    tb_ipc_conn_set_user_data(conn, pc);
-    return 0;
+    return tb_svc_producer_connect(port->core, tb_ipc_conn_uid(conn), tb_ipc_conn_pid(conn),
+                                   &producer_ops, pc, &pc->p);
 }
 
-static void on_disconnect(struct tb_ipc_conn *conn, void *ctx)
+static void detach(void *state)
 {
-    struct pconn *pc = tb_ipc_conn_user_data(conn);
+    struct pconn *pc = state;
 
-    if (!pc)
-        return;
     pc->has_async = false;
     drain_queue(pc);
     tb_svc_producer_disconnect(pc->p);
-    free(pc);
-    tb_ipc_conn_set_user_data(conn, NULL);
 }
 
 static void reply(struct tb_ipc_call *call, const ProtobufCMessage *msg, bool ok)
 {
-    if (!call->drop_reply)
-        tb_ipc_host_reply(call->conn, call->request_id, msg, ok, false, -1);
+    tb_svc_port_reply(call, msg, ok);
 }
 
 /* Every call but InitializeConnection needs a prior InitializeConnection. */
@@ -290,50 +275,17 @@ static const struct tb_ipc_method producer_methods[] = {
     {"UpdateDataSource", &perfetto__protos__update_data_source_request__descriptor, m_update_ds},
 };
 
+static const struct tb_svc_port_kind producer_kind = {
+    .service = "ProducerPort",
+    .methods = producer_methods,
+    .n_methods = sizeof(producer_methods) / sizeof(producer_methods[0]),
+    .conn_size = sizeof(struct pconn),
+    .attach = attach,
+    .detach = detach,
+};
+
 int tb_svc_producer_port_new(struct tb_loop *loop, struct tb_svc_core *core,
                              const struct tb_svc_port_opts *opts, struct tb_svc_port **out)
 {
-    struct tb_ipc_host_opts ho = {0};
-    struct tb_svc_port *port = calloc(1, sizeof(*port));
-    int err;
-
-    if (!port)
-        return -ENOMEM;
-    port->core = core;
-    if (opts) {
-        ho.max_connections = opts->max_connections;
-        ho.max_frame_size = opts->max_frame_size;
-        ho.max_tx_queue_bytes = opts->max_tx_queue_bytes;
-    }
-    ho.on_connect = on_connect;
-    ho.on_disconnect = on_disconnect;
-    ho.ctx = port;
-    err = tb_ipc_host_new(loop, &ho, &port->host);
-    if (!err)
-        err = tb_ipc_host_add_service(port->host, "ProducerPort", producer_methods,
-                                      sizeof(producer_methods) / sizeof(producer_methods[0]), port);
-    if (err) {
-        tb_svc_port_free(port);
-        return err;
-    }
-    *out = port;
-    return 0;
-}
-
-int tb_svc_port_listen(struct tb_svc_port *port, const char *name)
-{
-    return tb_ipc_host_listen(port->host, name);
-}
-
-struct tb_ipc_host *tb_svc_port_host(struct tb_svc_port *port)
-{
-    return port->host;
-}
-
-void tb_svc_port_free(struct tb_svc_port *port)
-{
-    if (!port)
-        return;
-    tb_ipc_host_free(port->host);
-    free(port);
+    return tb_svc_port_create(loop, core, opts, &producer_kind, out);
 }
