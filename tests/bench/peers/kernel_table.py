@@ -182,6 +182,7 @@ def aggregate(configs, wls, results, errors, notes):
                 )
                 # The worst run: the one furthest from the kernel's count.
                 chk["difference"] = max(diffs, key=abs)
+                chk["runs_short"] = sum(1 for d in diffs if d < 0)
                 chk["difference_pct"] = round(
                     100.0
                     * max(

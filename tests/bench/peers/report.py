@@ -62,7 +62,8 @@ def kernel_text(rows, checks):
             fmt(r["tracer_cpu_s"], ".2f"),
             fmt(c.get("kernel_workload_events")),
             fmt(c.get("tool_workload_events")),
-            "-" if diff is None else f"{diff:+d} ({c['difference_pct']:.2f}%)",
+            "-" if diff is None else f"{diff:+d} ({c['difference_pct']:.2f}%)"
+            + (f" {c['runs_short']}/{c['runs']} short" if c.get("runs_short") else ""),
             f"{c.get('runs', 0)}" + (f"+{c['failed_runs']}F" if c.get("failed_runs") else ""),
         ])
     return table(
@@ -112,7 +113,8 @@ def print_all(kernel_rows, checks, user_rows, svc, notes, meta):
     print()
     print(f"== kernel: slowdown vs untraced over {meta['repeats_done']} interleaved repeat(s) ==")
     print("   events/B per event/cpu s: median per run; lost: worst run; tool-kernel: the run")
-    print("   furthest from the in-kernel count of the workload's own events (wl)")
+    print("   furthest from the in-kernel count of the workload's own events (wl), and how many")
+    print("   runs recorded fewer of them than the kernel fired")
     print(kernel_text(kernel_rows, checks))
     print()
     print("== userspace: thread CPU ns per event (median of repeats) ==")
