@@ -48,6 +48,17 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* What start and stop both undo once the thread is gone. */
+static void embedded_free(struct tb_svc_embedded *e)
+{
+    tb_loop_free(e->loop);
+    if (e->dir[0])
+        rmdir(e->dir);
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->cond);
+    free(e);
+}
+
 int tb_svc_embedded_start(const struct tb_svc_embedded_opts *opts, struct tb_svc_embedded **out)
 {
     struct tb_svc_embedded *e = calloc(1, sizeof(*e));
@@ -99,12 +110,7 @@ int tb_svc_embedded_start(const struct tb_svc_embedded_opts *opts, struct tb_svc
     *out = e;
     return 0;
 fail:
-    tb_loop_free(e->loop);
-    if (e->dir[0])
-        rmdir(e->dir);
-    pthread_mutex_destroy(&e->lock);
-    pthread_cond_destroy(&e->cond);
-    free(e);
+    embedded_free(e);
     return err;
 }
 
@@ -124,10 +130,5 @@ void tb_svc_embedded_stop(struct tb_svc_embedded *e)
         return;
     tb_loop_quit(e->loop);
     pthread_join(e->thread, NULL);
-    tb_loop_free(e->loop);
-    if (e->dir[0])
-        rmdir(e->dir);
-    pthread_mutex_destroy(&e->lock);
-    pthread_cond_destroy(&e->cond);
-    free(e);
+    embedded_free(e);
 }

@@ -222,6 +222,26 @@ void tb_svc_session_setup_instances(struct tb_svc_session *s)
     }
 }
 
+size_t tb_svc_session_live_ids(struct tb_svc_session *s, uint16_t producer_id,
+                               enum tb_svc_live_for what, uint64_t *ids, size_t max)
+{
+    struct tb_svc_list *pos;
+    size_t n = 0;
+
+    for (pos = s->instances.next; pos != &s->instances && n < max; pos = pos->next) {
+        struct tb_svc_instance *i = tb_svc_container_of(pos, struct tb_svc_instance, node);
+
+        if (i->producer_id != producer_id)
+            continue;
+        if (i->state != TB_SVC_INST_STARTING && i->state != TB_SVC_INST_STARTED)
+            continue;
+        if (what == TB_SVC_LIVE_FLUSH ? i->no_flush : !i->handles_incremental_state_clear)
+            continue;
+        ids[n++] = i->id;
+    }
+    return n;
+}
+
 static void on_clear_incremental(void *ctx)
 {
     struct tb_svc_session *s = ctx;
@@ -234,16 +254,8 @@ static void on_clear_incremental(void *ctx)
         Perfetto__Protos__GetAsyncCommandResponse__ClearIncrementalState clr =
             PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__CLEAR_INCREMENTAL_STATE__INIT;
         uint64_t ids[64];
-        struct tb_svc_list *pos;
 
-        for (pos = s->instances.next; pos != &s->instances; pos = pos->next) {
-            struct tb_svc_instance *i = tb_svc_container_of(pos, struct tb_svc_instance, node);
-
-            if (i->producer_id == p->id && i->handles_incremental_state_clear &&
-                (i->state == TB_SVC_INST_STARTING || i->state == TB_SVC_INST_STARTED) &&
-                clr.n_data_source_ids < 64)
-                ids[clr.n_data_source_ids++] = i->id;
-        }
+        clr.n_data_source_ids = tb_svc_session_live_ids(s, p->id, TB_SVC_LIVE_CLEAR_INCR, ids, 64);
         if (!clr.n_data_source_ids)
             continue;
         clr.data_source_ids = ids;

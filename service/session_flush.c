@@ -79,17 +79,8 @@ static bool flush_producer(struct tb_svc_session *s, struct tb_svc_producer *p, 
     Perfetto__Protos__GetAsyncCommandResponse__Flush fl =
         PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__FLUSH__INIT;
     uint64_t ids[256];
-    struct tb_svc_list *pos;
 
-    for (pos = s->instances.next; pos != &s->instances; pos = pos->next) {
-        struct tb_svc_instance *i = tb_svc_container_of(pos, struct tb_svc_instance, node);
-
-        if (i->producer_id != p->id || i->no_flush || fl.n_data_source_ids >= 256)
-            continue;
-        if (i->state != TB_SVC_INST_STARTING && i->state != TB_SVC_INST_STARTED)
-            continue;
-        ids[fl.n_data_source_ids++] = i->id;
-    }
+    fl.n_data_source_ids = tb_svc_session_live_ids(s, p->id, TB_SVC_LIVE_FLUSH, ids, 256);
     if (!fl.n_data_source_ids)
         return false;
     fl.data_source_ids = ids;

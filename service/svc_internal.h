@@ -290,6 +290,18 @@ void tb_svc_session_setup_instances(struct tb_svc_session *s);
 /* Set up what is missing, then start every configured instance. */
 void tb_svc_session_start_instances(struct tb_svc_session *s);
 size_t tb_svc_session_num_instances(const struct tb_svc_session *s);
+/* What a command to a producer's running instances is for. */
+enum tb_svc_live_for {
+    TB_SVC_LIVE_FLUSH,      /* Flush: all but no_flush instances */
+    TB_SVC_LIVE_CLEAR_INCR, /* ClearIncrementalState: those that handle it */
+};
+/*
+ * Ids of @producer_id's starting or started instances in @s that take a
+ * command @what is for, at most @max of them, into @ids (caller's array).
+ * Returns how many.
+ */
+size_t tb_svc_session_live_ids(struct tb_svc_session *s, uint16_t producer_id,
+                               enum tb_svc_live_for what, uint64_t *ids, size_t max);
 /* Send StopDataSource to every live instance; returns how many acks to wait for. */
 unsigned tb_svc_session_stop_instances(struct tb_svc_session *s);
 /* Free every instance (stopping the live ones without waiting). */
