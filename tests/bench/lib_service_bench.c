@@ -37,19 +37,23 @@ static void usage(void)
         "[-k instant|indexed|slice|counter] [-t 1,2,4] [-b burst] [-s shm_kb] [-c catchup_us]\n");
 }
 
-/* -k indexed, one thread: which indices are missing from the trace. */
+/*
+ * -k indexed, one thread: which indices are missing from the trace, as runs
+ * (a library drop loses a run of consecutive events; a lone index outside
+ * them is a loss the library did not count), and where the loss marks sit.
+ */
 static void report_missing(const uint8_t *trace, size_t len, uint64_t emitted)
 {
     struct tbl_decoded *d = NULL;
     uint8_t *seen = calloc(emitted, 1);
-    uint64_t shown = 0;
+    uint64_t runs = 0, i, first;
 
     if (!seen || tbl_decode(trace, len, &d)) {
         fprintf(stderr, "lib_service_bench: cannot decode the trace\n");
         goto out;
     }
-    for (size_t i = 0; i < d->nev; i++) {
-        const struct tbl_devent *e = &d->ev[i];
+    for (size_t k = 0; k < d->nev; k++) {
+        const struct tbl_devent *e = &d->ev[k];
 
         if (e->nannots == 1 && e->annots[0].v.u < emitted)
             seen[e->annots[0].v.u] = 1;
@@ -57,11 +61,17 @@ static void report_missing(const uint8_t *trace, size_t len, uint64_t emitted)
             printf("  loss mark 0x%x before index %llu\n", e->dropped_before,
                    e->nannots == 1 ? (unsigned long long)e->annots[0].v.u : 0ull);
     }
-    for (uint64_t i = 0; i < emitted && shown < 10; i++)
-        if (!seen[i]) {
-            printf("  missing index %llu\n", (unsigned long long)i);
-            shown++;
-        }
+    for (i = 0; i < emitted; i++) {
+        if (seen[i])
+            continue;
+        for (first = i; i + 1 < emitted && !seen[i + 1]; i++)
+            ;
+        if (++runs <= 40)
+            printf("  missing indices %llu..%llu (%llu)\n", (unsigned long long)first,
+                   (unsigned long long)i, (unsigned long long)(i - first + 1));
+    }
+    if (runs > 40)
+        printf("  ... %llu runs of missing indices in all\n", (unsigned long long)runs);
 out:
     tbl_decoded_free(d);
     free(seen);
