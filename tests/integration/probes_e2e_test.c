@@ -30,31 +30,12 @@
 
 #include "common/consumer_client.h"
 #include "perfetto/trace/trace_packet.pb-c.h"
+#include "probes_e2e_util.h"
 
 #define NR_CHILDREN 4
 #define PINGS       200
 
-static char dir[64], psock[128], csock[128];
-static pid_t daemon_pid = -1, probes_pid = -1;
-
-static void sleep_ms(int ms)
-{
-    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
-static pid_t spawn(const char *bin, const char *a1, const char *a2)
-{
-    pid_t pid = fork();
-
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        setenv("PERFETTO_PRODUCER_SOCK_NAME", psock, 1);
-        setenv("PERFETTO_CONSUMER_SOCK_NAME", csock, 1);
-        execl(bin, bin, a1, a2, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
+static struct probes_env env;
 
 /*
  * How many BPF programs, maps and links (@links_only: links) the probes
@@ -67,7 +48,7 @@ static int probes_bpf_fds_of(bool links_only)
     int n = 0;
     DIR *d;
 
-    snprintf(path, sizeof(path), "/proc/%d/fd", probes_pid);
+    snprintf(path, sizeof(path), "/proc/%d/fd", env.probes_pid);
     d = opendir(path);
     if (!d)
         return -1;
@@ -96,77 +77,20 @@ static int probes_bpf_fds(void)
 
 static void instance_path(char *out, size_t len)
 {
-    snprintf(out, len, "/sys/kernel/tracing/instances/traced-bpf-%d", probes_pid);
-}
-
-static bool probes_registered(void)
-{
-    Perfetto__Protos__TracingServiceState *ss = NULL;
-    struct tb_cc *cc = NULL;
-    bool found = false;
-
-    if (tb_cc_connect(csock, 2000, &cc))
-        return false;
-    if (!tb_cc_query_state(cc, 2000, &ss)) {
-        for (size_t i = 0; i < ss->n_data_sources; i++) {
-            const char *n = ss->data_sources[i]->ds_descriptor->name;
-
-            found |= n && !strcmp(n, "linux.process_stats");
-        }
-        perfetto__protos__tracing_service_state__free_unpacked(ss, NULL);
-    }
-    tb_cc_free(cc);
-    return found;
+    snprintf(out, len, "/sys/kernel/tracing/instances/traced-bpf-%d", env.probes_pid);
 }
 
 static int setup(void **state)
 {
-    const char *bd = getenv("TB_TEST_BUILD_DIR");
-    char svc[512], probes[512];
-    struct stat st;
-
     (void)state;
-    if (geteuid() != 0 || access("/sys/kernel/btf/vmlinux", R_OK) ||
-        access("/sys/kernel/tracing/instances", W_OK)) {
-        print_message("probes_e2e_test: needs root, kernel BTF and tracefs; skipping\n");
-        return 0;
-    }
-    snprintf(dir, sizeof(dir), "/tmp/probes-e2e-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(psock, sizeof(psock), "%s/producer.sock", dir);
-    snprintf(csock, sizeof(csock), "%s/consumer.sock", dir);
-    snprintf(svc, sizeof(svc), "%s/service/traced-bpf", bd ? bd : ".");
-    snprintf(probes, sizeof(probes), "%s/producers/ftrace/traced-bpf-probes", bd ? bd : ".");
-    daemon_pid = spawn(svc, "--no-probes", NULL);
-    for (int i = 0; i < 500 && stat(psock, &st); i++)
-        sleep_ms(10);
-    assert_int_equal(stat(psock, &st), 0);
-    probes_pid = spawn(probes, "--socket", psock);
-    for (int i = 0; i < 100 && !probes_registered(); i++)
-        sleep_ms(50);
-    assert_true(probes_registered());
+    probes_env_start(&env, "probes_e2e_test", "linux.process_stats");
     return 0;
-}
-
-static int stop_pid(pid_t *pid)
-{
-    int status = -1;
-
-    if (*pid <= 0)
-        return 0;
-    kill(*pid, SIGTERM);
-    waitpid(*pid, &status, 0);
-    *pid = -1;
-    return status;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    stop_pid(&probes_pid);
-    stop_pid(&daemon_pid);
-    if (dir[0])
-        rmdir(dir);
+    probes_env_stop(&env);
     return 0;
 }
 
@@ -256,11 +180,11 @@ static void wait_recording(void)
     int i;
 
     for (i = 0; i < 800 && (probes_bpf_fds_of(true) < NR_BPF_LINKS || !instance_on()); i++)
-        sleep_ms(25);
+        probes_env_sleep_ms(25);
     assert_true(instance_on());
     assert_true(probes_bpf_fds_of(true) >= NR_BPF_LINKS);
     /* The drain thread starts right after the last attach. */
-    sleep_ms(100);
+    probes_env_sleep_ms(100);
 }
 
 /* ------------------------------------------------------------ workload */
@@ -277,7 +201,7 @@ static void run_children(void)
 
             snprintf(name, sizeof(name), "tbe2e-kid%d", i);
             prctl(PR_SET_NAME, name);
-            sleep_ms(5);
+            probes_env_sleep_ms(5);
             _exit(0);
         }
     }
@@ -480,10 +404,10 @@ static void test_sched_and_process_tree(void **state)
     struct cfg c;
 
     (void)state;
-    if (probes_pid <= 0)
+    if (env.probes_pid <= 0)
         skip();
     make_config(&c);
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(env.csock, 5000, &cc), 0);
     assert_int_equal(tb_cc_enable(cc, &c.tc, -1), 0);
     wait_recording();
 
@@ -491,7 +415,7 @@ static void test_sched_and_process_tree(void **state)
     run_ping_pong();
     if (getenv("TB_E2E_MARKER"))
         write_marker("tbe2e-marker hello");
-    sleep_ms(200);
+    probes_env_sleep_ms(200);
 
     end_session(cc);
     assert_int_equal(tb_cc_read_buffers_cb(cc, on_packet, &s, 10000, NULL), 0);
@@ -538,7 +462,7 @@ static void test_sched_and_process_tree(void **state)
     /* The kernel is left as it was found. */
     instance_path(inst, sizeof(inst));
     for (int i = 0; i < 100 && (probes_bpf_fds() || !access(inst, F_OK)); i++)
-        sleep_ms(20);
+        probes_env_sleep_ms(20);
     assert_int_equal(probes_bpf_fds(), 0);
     assert_int_not_equal(access(inst, F_OK), 0);
 }
@@ -551,14 +475,14 @@ static void test_sigterm_while_recording(void **state)
     int status;
 
     (void)state;
-    if (probes_pid <= 0)
+    if (env.probes_pid <= 0)
         skip();
     make_config(&c);
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(env.csock, 5000, &cc), 0);
     assert_int_equal(tb_cc_enable(cc, &c.tc, -1), 0);
     wait_recording();
     instance_path(inst, sizeof(inst));
-    status = stop_pid(&probes_pid);
+    status = probes_env_stop_pid(&env.probes_pid, SIGTERM);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_int_not_equal(access(inst, F_OK), 0);

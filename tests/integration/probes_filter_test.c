@@ -33,14 +33,14 @@
 #include "common/consumer_client.h"
 #include "perfetto/trace/trace_packet.pb-c.h"
 #include "producers/ftrace/ftrace_filter.h"
+#include "probes_e2e_util.h"
 
 #define NR_KIDS  3
 #define CG_ROOT  "/sys/fs/cgroup/unified"
 #define OTHER    "tbflt-other"
 #define COMMNAME "tbflt-comm"
 
-static char dir[64], psock[128], csock[128];
-static pid_t daemon_pid = -1, probes_pid = -1;
+static struct probes_env env;
 
 /* Shared with the workload processes. */
 struct shared {
@@ -49,54 +49,6 @@ struct shared {
 };
 static struct shared *sh;
 static pid_t other = -1, kids[NR_KIDS];
-
-static void sleep_ms(int ms)
-{
-    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
-static pid_t spawn(const char *bin, const char *a1, const char *a2)
-{
-    pid_t pid = fork();
-
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        setenv("PERFETTO_PRODUCER_SOCK_NAME", psock, 1);
-        setenv("PERFETTO_CONSUMER_SOCK_NAME", csock, 1);
-        execl(bin, bin, a1, a2, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static bool probes_registered(void)
-{
-    Perfetto__Protos__TracingServiceState *ss = NULL;
-    struct tb_cc *cc = NULL;
-    bool found = false;
-
-    if (tb_cc_connect(csock, 2000, &cc))
-        return false;
-    if (!tb_cc_query_state(cc, 2000, &ss)) {
-        for (size_t i = 0; i < ss->n_data_sources; i++) {
-            const char *n = ss->data_sources[i]->ds_descriptor->name;
-
-            found |= n && !strcmp(n, "linux.ftrace");
-        }
-        perfetto__protos__tracing_service_state__free_unpacked(ss, NULL);
-    }
-    tb_cc_free(cc);
-    return found;
-}
-
-static void stop_pid(pid_t *pid, int sig)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, sig);
-    waitpid(*pid, NULL, 0);
-    *pid = -1;
-}
 
 /* Forks and reaps a short-lived child forever, counting each round. */
 static void other_loop(void)
@@ -110,37 +62,17 @@ static void other_loop(void)
         if (c > 0)
             waitpid(c, NULL, 0);
         sh->other_forks++;
-        sleep_ms(2);
+        probes_env_sleep_ms(2);
     }
 }
 
 static int setup(void **state)
 {
-    const char *bd = getenv("TB_TEST_BUILD_DIR");
-    char svc[512], probes[512];
-    struct stat st;
-
     (void)state;
-    if (geteuid() != 0 || access("/sys/kernel/btf/vmlinux", R_OK)) {
-        print_message("probes_filter_test: needs root and kernel BTF; skipping\n");
+    if (!probes_env_start(&env, "probes_filter_test", "linux.ftrace"))
         return 0;
-    }
     sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(sh != MAP_FAILED);
-    snprintf(dir, sizeof(dir), "/tmp/probes-filter-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(psock, sizeof(psock), "%s/producer.sock", dir);
-    snprintf(csock, sizeof(csock), "%s/consumer.sock", dir);
-    snprintf(svc, sizeof(svc), "%s/service/traced-bpf", bd ? bd : ".");
-    snprintf(probes, sizeof(probes), "%s/producers/ftrace/traced-bpf-probes", bd ? bd : ".");
-    daemon_pid = spawn(svc, "--no-probes", NULL);
-    for (int i = 0; i < 500 && stat(psock, &st); i++)
-        sleep_ms(10);
-    assert_int_equal(stat(psock, &st), 0);
-    probes_pid = spawn(probes, "--socket", psock);
-    for (int i = 0; i < 100 && !probes_registered(); i++)
-        sleep_ms(50);
-    assert_true(probes_registered());
     /* Unrelated: exists before any session, so no filter follows it. */
     other = fork();
     assert_true(other >= 0);
@@ -152,11 +84,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    stop_pid(&other, SIGKILL);
-    stop_pid(&probes_pid, SIGTERM);
-    stop_pid(&daemon_pid, SIGTERM);
-    if (dir[0])
-        rmdir(dir);
+    probes_env_stop_pid(&other, SIGKILL);
+    probes_env_stop(&env);
     if (sh)
         munmap(sh, sizeof(*sh));
     return 0;
@@ -238,7 +167,7 @@ static int bpf_links(void)
     for (int fd = 0; fd < 1024; fd++) {
         ssize_t len;
 
-        snprintf(path, sizeof(path), "/proc/%d/fd/%d", probes_pid, fd);
+        snprintf(path, sizeof(path), "/proc/%d/fd/%d", env.probes_pid, fd);
         len = readlink(path, target, sizeof(target) - 1);
         if (len <= 0)
             continue;
@@ -251,9 +180,9 @@ static int bpf_links(void)
 static void wait_links(int want)
 {
     for (int i = 0; i < 800 && bpf_links() < want; i++)
-        sleep_ms(25);
+        probes_env_sleep_ms(25);
     assert_true(bpf_links() >= want);
-    sleep_ms(100); /* the drain thread starts after the last attach */
+    probes_env_sleep_ms(100); /* the drain thread starts after the last attach */
 }
 
 /* What the trace held, in the terms the tests ask about. */
@@ -373,7 +302,7 @@ static void run_kids(const char *comm, const char *cgroup_procs)
             prctl(PR_SET_NAME, comm);
             g = fork();
             if (g == 0) {
-                sleep_ms(5);
+                probes_env_sleep_ms(5);
                 _exit(0);
             }
             sh->grandkids[i] = g;
@@ -403,12 +332,12 @@ static void record_with(struct cfg *c, struct seen *s, const char *comm, const c
     memset(s, 0, sizeof(*s));
     /* The previous session's programs go away after its end is reported. */
     for (int i = 0; i < 400 && bpf_links(); i++)
-        sleep_ms(25);
+        probes_env_sleep_ms(25);
     assert_int_equal(bpf_links(), 0);
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(env.csock, 5000, &cc), 0);
     assert_int_equal(tb_cc_enable(cc, &c->tc, -1), 0);
     if (refused)
-        sleep_ms(500);
+        probes_env_sleep_ms(500);
     else
         wait_links(links);
     other_before = sh->other_forks;
@@ -418,9 +347,9 @@ static void record_with(struct cfg *c, struct seen *s, const char *comm, const c
         run_kids(comm, cgroup_procs);
     /* The unrelated process forks while we record, however loaded the host. */
     for (int i = 0; i < 200 && sh->other_forks - other_before < 20; i++)
-        sleep_ms(10);
+        probes_env_sleep_ms(10);
     assert_true(sh->other_forks - other_before >= 20);
-    sleep_ms(200);
+    probes_env_sleep_ms(200);
     assert_int_equal(tb_cc_disable(cc, 5000), 0);
     for (int i = 0; i < 100 && !done; i++)
         err = tb_cc_wait(cc, 100, &done);
@@ -458,7 +387,7 @@ static void test_pid_follows_children(void **state)
     struct cfg c;
 
     (void)state;
-    if (probes_pid <= 0)
+    if (env.probes_pid <= 0)
         skip();
     make_config(&c);
     filter_pid(&c, getpid());
@@ -477,7 +406,7 @@ static void test_comm(void **state)
     struct cfg c;
 
     (void)state;
-    if (probes_pid <= 0)
+    if (env.probes_pid <= 0)
         skip();
     make_config(&c);
     filter_comm(&c, COMMNAME);
@@ -505,7 +434,7 @@ static void test_cgroup(void **state)
     struct cfg c;
 
     (void)state;
-    if (probes_pid <= 0)
+    if (env.probes_pid <= 0)
         skip();
     snprintf(cg, sizeof(cg), CG_ROOT "/tbflt-%d", getpid());
     if (mkdir(cg, 0755) && errno != EEXIST) {
@@ -550,7 +479,7 @@ static void test_syscall_set(void **state)
     struct cfg c;
 
     (void)state;
-    if (probes_pid <= 0)
+    if (env.probes_pid <= 0)
         skip();
     make_config(&c);
     c.fc.n_ftrace_events = 2;
@@ -577,7 +506,7 @@ static void test_bad_filter_refused(void **state)
     struct cfg c;
 
     (void)state;
-    if (probes_pid <= 0)
+    if (env.probes_pid <= 0)
         skip();
     make_config(&c);
     filter_comm(&c, "a-name-over-15-chars");
