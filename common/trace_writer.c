@@ -47,9 +47,13 @@ struct tb_tw {
     bool in_packet;
     bool dropping;   /* the open packet is being discarded */
     bool fragmented; /* the open packet left at least one chunk behind */
-    uint32_t npatch;
-    /* Each open slot is relocated at most once, so depth bounds this. */
-    struct tw_patch patches[TB_PBW_MAX_DEPTH];
+    /*
+     * Sizes left behind in returned chunks, for the open packet. Each open
+     * slot moves at most once, but a packet whose successive nested fields
+     * each cross a chunk end leaves one per crossing, so this grows.
+     */
+    struct tw_patch *patches;
+    uint32_t npatch, cap_patch;
     struct tb_tw_stats st;
 };
 
@@ -154,12 +158,45 @@ static void send_patches(struct tb_tw *tw)
     tw->npatch = 0;
 }
 
+/* Growing the patch array: open slots that live in the old one follow. */
+static uint8_t *rebase_slot(void *ctx, uint8_t *slot)
+{
+    struct tw_patch **arr = ctx;
+
+    return (uint8_t *)arr[1] + (slot - (uint8_t *)arr[0]);
+}
+
+/* Room for every slot a chunk switch can move (at most one per open level). */
+static int reserve_patches(struct tb_tw *tw)
+{
+    uint32_t need = tw->npatch + TB_PBW_MAX_DEPTH, cap = tw->cap_patch ? tw->cap_patch : need;
+    struct tw_patch *arr[2];
+
+    if (need <= tw->cap_patch)
+        return 0;
+    while (cap < need)
+        cap *= 2;
+    arr[0] = tw->patches;
+    arr[1] = malloc(cap * sizeof(*arr[1]));
+    if (!arr[1])
+        return -ENOMEM;
+    if (tw->npatch) {
+        memcpy(arr[1], arr[0], tw->npatch * sizeof(*arr[1]));
+        tb_pbw_relocate_slots(&tw->pbw, (uint8_t *)arr[0], (uint8_t *)(arr[0] + tw->npatch),
+                              rebase_slot, arr);
+    }
+    free(tw->patches);
+    tw->patches = arr[1];
+    tw->cap_patch = cap;
+    return 0;
+}
+
 static uint8_t *relocate_slot(void *ctx, uint8_t *slot)
 {
     struct tb_tw *tw = ctx;
     struct tw_patch *p;
 
-    if (tw->npatch >= TB_PBW_MAX_DEPTH)
+    if (tw->npatch >= tw->cap_patch)
         return NULL;
     p = &tw->patches[tw->npatch++];
     p->chunk_id = tw->chunk_id;
@@ -185,7 +222,9 @@ static int next_window(void *ctx, uint8_t **cur, uint8_t **end)
     struct tb_shm_chunk nc;
     int moved, err;
 
-    err = get_chunk(tw, cont, &nc);
+    err = reserve_patches(tw);
+    if (!err)
+        err = get_chunk(tw, cont, &nc);
     if (err) {
         abort_fragment(tw);
         return err;
@@ -193,7 +232,7 @@ static int next_window(void *ctx, uint8_t **cur, uint8_t **end)
     moved = tb_pbw_relocate_slots(&tw->pbw, tb_shm_chunk_payload(&tw->chunk), tw->chunk_end,
                                   relocate_slot, tw);
     if (moved < 0) {
-        /* Cannot happen with depth-sized storage; stay safe regardless. */
+        /* Cannot happen after reserve_patches(); stay safe regardless. */
         abort_fragment(tw);
         install_chunk(tw, &nc, cont);
         tw->count = 0;
@@ -249,6 +288,7 @@ void tb_tw_destroy(struct tb_tw *tw)
     if (!tw)
         return;
     tb_tw_flush(tw);
+    free(tw->patches);
     free(tw);
 }
 

@@ -158,6 +158,58 @@ static void test_inflated_count_lets_scraper_read(void **state)
     svc_free(s);
 }
 
+/* Write one packet: an outer message around @n children of @child_len
+ * bytes each, so every child crosses a chunk boundary. */
+static void write_bundle(struct tb_pbw *w, uint32_t n, size_t child_len)
+{
+    tb_pbw_begin_nested(w, 42);
+    for (uint32_t i = 0; i < n; i++) {
+        tb_pbw_begin_nested(w, 3);
+        tb_pbw_append_varint(w, 1, i);
+        tb_pbw_append_bytes(w, 2, big_string(child_len), child_len);
+        tb_pbw_end_nested(w);
+    }
+    tb_pbw_end_nested(w);
+}
+
+/* A long bundle whose children each straddle a chunk end: more sizes are
+ * left behind in returned chunks than any nesting depth, and every one of
+ * them must still be patched. The reassembled packet is compared with the
+ * same message encoded in memory. */
+static void test_patches_beyond_depth(void **state)
+{
+    const uint32_t n = 3 * TB_PBW_MAX_DEPTH;
+    struct svc *s = svc_new(512 * 1024, 4096);
+    struct tb_tw *tw = new_writer(s, 4);
+    struct tb_tw_stats st;
+    struct tb_pbw ref;
+    const uint8_t *want;
+    size_t want_len;
+
+    write_bundle(tb_tw_begin_packet(tw), n, 4000);
+    assert_int_equal(tb_tw_end_packet(tw), 0);
+    assert_int_equal(tb_tw_flush(tw), 0);
+    tb_tw_stats(tw, &st);
+    assert_int_equal(st.packets_dropped, 0);
+    assert_true(st.fragments > TB_PBW_MAX_DEPTH);
+    assert_true(st.patches > TB_PBW_MAX_DEPTH);
+
+    svc_commit(s);
+    assert_int_equal(s->patched, st.patches);
+    svc_read(s);
+    assert_int_equal(s->blocked, 0);
+    assert_int_equal(s->npackets, 1);
+    assert_int_equal(tb_pbw_init_dyn(&ref, 0), 0);
+    write_bundle(&ref, n, 4000);
+    want = tb_pbw_dyn_data(&ref, &want_len);
+    assert_non_null(want);
+    assert_int_equal(s->packets[0].len, want_len);
+    assert_memory_equal(s->packets[0].data, want, want_len);
+    tb_pbw_dyn_free(&ref);
+    tb_tw_destroy(tw);
+    svc_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_fragment_over_three_chunks),
         cmocka_unit_test(test_fragment_over_many_chunks),
         cmocka_unit_test(test_inflated_count_lets_scraper_read),
+        cmocka_unit_test(test_patches_beyond_depth),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
