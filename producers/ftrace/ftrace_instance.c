@@ -26,6 +26,7 @@
 
 struct tb_ftrace {
     struct tracefs_instance *inst;
+    bool copies_marker; /* on the kernel's list of top-level trace_marker copies */
     struct tep_handle *tep;
     char **enabled; /* "group/name" of every enabled event */
     size_t nr_enabled;
@@ -177,6 +178,45 @@ static int load_formats(struct tb_ftrace *f)
     return err;
 }
 
+static bool wants_print(const struct tb_ftrace *f)
+{
+    for (size_t i = 0; i < f->nr_enabled; i++) {
+        if (!strcmp(f->enabled[i], "ftrace/print"))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Apps (atrace "B|pid|name" and the like) write the top-level trace_marker,
+ * and a marker write lands only in the buffer of the instance whose
+ * trace_marker file was written: ftrace/print is no tracepoint that fires
+ * in every instance. Since 6.17 an instance can ask for a copy of every
+ * top-level write (options/copy_trace_marker). The kernel walks the copy
+ * list newest first and stops at the first instance that cannot take the
+ * write (tracing off there), so we join only while tracing is on and leave
+ * before turning it off, never blocking the copies of instances behind us.
+ * The writer still sees EBADF when the top-level buffer itself is off, but
+ * our copy has been made by then.
+ */
+static void copy_marker(struct tb_ftrace *f, bool on)
+{
+    if (!on && !f->copies_marker)
+        return;
+    if (on && !tracefs_file_exists(f->inst, "options/copy_trace_marker")) {
+        tb_warn("ftrace: this kernel has no options/copy_trace_marker: ftrace/print "
+                "carries only writes to %s/trace_marker, not to the top-level trace_marker",
+                tb_ftrace_name(f));
+        return;
+    }
+    if (tracefs_instance_file_write(f->inst, "options/copy_trace_marker", on ? "1" : "0") < 0) {
+        tb_warn("ftrace: %s copy_trace_marker in %s: %s", on ? "setting" : "clearing",
+                tb_ftrace_name(f), strerror(errno ? errno : EIO));
+        return;
+    }
+    f->copies_marker = on;
+}
+
 int tb_ftrace_new(const struct tb_ftrace_opts *opts, struct tb_ftrace **out)
 {
     char name[64], full[256];
@@ -252,6 +292,9 @@ int tb_ftrace_new(const struct tb_ftrace_opts *opts, struct tb_ftrace **out)
     err = write_file(f, "tracing_on", "1");
     if (err)
         goto out;
+    /* Only once tracing is on: see copy_marker(). */
+    if (wants_print(f))
+        copy_marker(f, true);
     *out = f;
     return 0;
 out:
@@ -325,6 +368,7 @@ void tb_ftrace_free(struct tb_ftrace *f)
         return;
     if (f->inst) {
         /* Removing the instance drops its events and buffers with it. */
+        copy_marker(f, false);
         tracefs_instance_file_write(f->inst, "tracing_on", "0");
         for (i = 0; i < f->nr_enabled; i++) {
             char *slash = strchr(f->enabled[i], '/');

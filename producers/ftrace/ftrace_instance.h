@@ -51,6 +51,10 @@ int tb_ftrace_cleanup_stale(void);
  * tb_ftrace_new() - create this process's instance and enable @opts->events
  * (tracing starts at once). Events are all resolved first; an unknown one
  * fails the call with -ENOENT naming it, and nothing is left behind.
+ * With "ftrace/print" among them the instance also takes a copy of every
+ * write to the top-level trace_marker, where apps write (kernel >= 6.17,
+ * options/copy_trace_marker; older kernels: a warning, and only writes to
+ * the instance's own trace_marker reach it).
  * @out: receives the instance; tb_ftrace_free() removes it.
  * Return: 0 or negative errno (logged).
  */
