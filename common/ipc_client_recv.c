@@ -141,21 +141,15 @@ void tb_ipcc_read_frames(struct tb_ipc_client *c)
     for (i = 0; i < TB_IPCC_MAX_READS_PER_EVENT && !c->dead && !c->free_asked; i++) {
         Perfetto__Protos__IPCFrame *frame;
         int err, rfd;
-        size_t room;
         ssize_t n;
-        void *dst;
 
-        err = tb_ipc_frame_decoder_begin_receive(c->dec, &dst, &room);
-        if (err)
-            break;
-        n = tb_ipc_sock_recv(c->fd, dst, room, &rfd);
+        n = tb_ipc_sock_recv_frames(c->fd, c->dec, &err);
         if (n == -EAGAIN)
             return;
         if (n <= 0) {
             tb_ipcc_disconnect(c, n ? strerror((int)-n) : "host closed the connection");
             return;
         }
-        err = tb_ipc_frame_decoder_end_receive_fd(c->dec, (size_t)n, rfd);
         while (!c->free_asked && (frame = tb_ipc_frame_decoder_pop_fd(c->dec, &rfd))) {
             on_frame(c, frame, rfd);
             tb_ipc_frame_free(frame);

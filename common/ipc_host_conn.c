@@ -208,21 +208,15 @@ static void conn_read(struct tb_ipc_conn *c)
     for (i = 0; i < TB_IPCH_MAX_READS_PER_EVENT && !c->closing; i++) {
         Perfetto__Protos__IPCFrame *frame;
         int err, rfd;
-        size_t room;
         ssize_t n;
-        void *dst;
 
-        err = tb_ipc_frame_decoder_begin_receive(c->dec, &dst, &room);
-        if (err)
-            break;
-        n = tb_ipc_sock_recv(c->fd, dst, room, &rfd);
+        n = tb_ipc_sock_recv_frames(c->fd, c->dec, &err);
         if (n == -EAGAIN)
             return;
         if (n <= 0) {
             tb_ipch_conn_close(c, n ? strerror((int)-n) : "peer closed");
             return;
         }
-        err = tb_ipc_frame_decoder_end_receive_fd(c->dec, (size_t)n, rfd);
         count_drops(c);
         while (!c->closing && (frame = tb_ipc_frame_decoder_pop_fd(c->dec, &rfd))) {
             c->host->stats.frames_received++;

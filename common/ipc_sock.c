@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/ipc_frame.h"
 #include "common/log.h"
 
 /* Room for a few fds: extras are closed rather than leaked by truncation. */
@@ -213,6 +214,27 @@ ssize_t tb_ipc_sock_recv(int fd, void *buf, size_t len, int *recv_fd)
     }
     if (msg.msg_flags & MSG_CTRUNC)
         tb_warn("ipc: peer passed more fds than a frame may carry; extras dropped");
+    return n;
+}
+
+ssize_t tb_ipc_sock_recv_frames(int fd, struct tb_ipc_frame_decoder *dec, int *parse_err)
+{
+    size_t room;
+    ssize_t n;
+    void *dst;
+    int err, rfd;
+
+    *parse_err = 0;
+    err = tb_ipc_frame_decoder_begin_receive(dec, &dst, &room);
+    if (err)
+        return err;
+    n = tb_ipc_sock_recv(fd, dst, room, &rfd);
+    if (n <= 0) {
+        if (rfd >= 0)
+            close(rfd);
+        return n;
+    }
+    *parse_err = tb_ipc_frame_decoder_end_receive_fd(dec, (size_t)n, rfd);
     return n;
 }
 

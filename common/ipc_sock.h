@@ -96,6 +96,27 @@ ssize_t tb_ipc_sock_send(int fd, const void *buf, size_t len, int send_fd);
  */
 ssize_t tb_ipc_sock_recv(int fd, void *buf, size_t len, int *recv_fd);
 
+struct tb_ipc_frame_decoder;
+
+/**
+ * tb_ipc_sock_recv_frames() - one tb_ipc_sock_recv() straight into the free
+ * tail of a frame decoder (common/ipc_frame.h), which then parses every
+ * frame completed by it; a passed fd goes to the decoder with the bytes.
+ * @fd: connected socket.
+ * @dec: the connection's decoder (borrowed).
+ * @parse_err: receives the decoder's verdict on the new bytes (0, -EMSGSIZE
+ *             or -ENOMEM). Pop the frames queued so far first, then close
+ *             the connection if it is not 0.
+ *
+ * Both ends of the IPC layer read this way; what differs is what they do
+ * with the frames and the errors.
+ * Return: bytes received (> 0); 0 at end of stream; -EAGAIN when there is
+ * nothing to read; another negative errno from recvmsg(), or the decoder's
+ * sticky error from an earlier call.
+ * Context: the connection's thread; never blocks.
+ */
+ssize_t tb_ipc_sock_recv_frames(int fd, struct tb_ipc_frame_decoder *dec, int *parse_err);
+
 /**
  * tb_ipc_sock_peer_cred() - the peer's uid and pid from SO_PEERCRED.
  * @fd: connected AF_UNIX socket.

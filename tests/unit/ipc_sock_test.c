@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "common/ipc_frame.h"
 #include "common/ipc_sock.h"
 
 static char tmpdir[64];
@@ -304,6 +305,88 @@ static void test_txq_partial_sends(void **state)
     close(sp[1]);
 }
 
+/* An encoded IPCFrame with @id as request id (caller frees). */
+static uint8_t *frame_bytes(uint64_t id, size_t *len)
+{
+    Perfetto__Protos__IPCFrame f = PERFETTO__PROTOS__IPCFRAME__INIT;
+    uint8_t *buf;
+
+    f.has_request_id = true;
+    f.request_id = id;
+    assert_int_equal(tb_ipc_frame_encode(&f, 0, &buf, len), 0);
+    return buf;
+}
+
+/* What both IPC ends do on a readable socket: bytes into the decoder, the
+ * passed fd with the frame it was sent with, then EAGAIN, a bad header,
+ * the end of the stream. */
+static void test_recv_frames(void **state)
+{
+    struct tb_ipc_frame_decoder *d;
+    Perfetto__Protos__IPCFrame *f;
+    uint8_t *a, *b, bad[4] = {0xff, 0xff, 0xff, 0x7f};
+    size_t alen, blen;
+    int sp[2], p[2], fd, err = 1, fds = count_fds();
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(tb_ipc_frame_decoder_new(0, &d), 0);
+    a = frame_bytes(1, &alen);
+    b = frame_bytes(2, &blen);
+    assert_true(blen > 3);
+
+    /* nothing sent yet */
+    assert_int_equal(tb_ipc_sock_recv_frames(sp[1], d, &err), -EAGAIN);
+    /* frame 1 whole and 3 bytes of frame 2 (which carries the fd) */
+    assert_int_equal(tb_ipc_sock_send(sp[0], a, alen, -1), (ssize_t)alen);
+    assert_int_equal(tb_ipc_sock_send(sp[0], b, 3, p[0]), 3);
+    /* the kernel ends the read after the bytes that carry an fd */
+    assert_int_equal(tb_ipc_sock_recv_frames(sp[1], d, &err), (ssize_t)alen + 3);
+    assert_int_equal(err, 0);
+    f = tb_ipc_frame_decoder_pop_fd(d, &fd);
+    assert_non_null(f);
+    assert_int_equal(f->request_id, 1);
+    assert_int_equal(fd, -1);
+    tb_ipc_frame_free(f);
+    assert_null(tb_ipc_frame_decoder_pop_fd(d, &fd));
+    assert_int_equal(tb_ipc_sock_send(sp[0], b + 3, blen - 3, -1), (ssize_t)(blen - 3));
+    assert_int_equal(tb_ipc_sock_recv_frames(sp[1], d, &err), (ssize_t)(blen - 3));
+    assert_int_equal(err, 0);
+    f = tb_ipc_frame_decoder_pop_fd(d, &fd);
+    assert_non_null(f);
+    assert_int_equal(f->request_id, 2);
+    assert_true(fd >= 0);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    {
+        char c = 0;
+
+        assert_int_equal(read(fd, &c, 1), 1);
+        assert_int_equal(c, 'x');
+    }
+    close(fd);
+    tb_ipc_frame_free(f);
+    assert_int_equal(tb_ipc_sock_recv_frames(sp[1], d, &err), -EAGAIN);
+
+    /* a header over the limit: the bytes count, the verdict says close */
+    assert_int_equal(tb_ipc_sock_send(sp[0], bad, sizeof(bad), -1), 4);
+    assert_int_equal(tb_ipc_sock_recv_frames(sp[1], d, &err), 4);
+    assert_int_equal(err, -EMSGSIZE);
+    assert_int_equal(tb_ipc_sock_recv_frames(sp[1], d, &err), -EMSGSIZE);
+    tb_ipc_frame_decoder_free(d);
+
+    /* the peer going away reads as 0 */
+    assert_int_equal(tb_ipc_frame_decoder_new(0, &d), 0);
+    close(sp[0]);
+    assert_int_equal(tb_ipc_sock_recv_frames(sp[1], d, &err), 0);
+    tb_ipc_frame_decoder_free(d);
+    close(sp[1]);
+    close(p[0]);
+    close(p[1]);
+    free(a);
+    free(b);
+    assert_int_equal(count_fds(), fds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_bad_names),
         cmocka_unit_test(test_default_names),
         cmocka_unit_test(test_txq_partial_sends),
+        cmocka_unit_test(test_recv_frames),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
