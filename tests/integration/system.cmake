@@ -7,3 +7,11 @@ if(TARGET traced-bpf AND TARGET traced-bpf-probes AND TARGET tracebpf_cli)
   add_dependencies(system_record_test traced-bpf traced-bpf-probes tracebpf_cli)
   set_tests_properties(system_record_test PROPERTIES RESOURCE_LOCK kernel)
 endif()
+
+# The Perfetto UI's CPU-scheduling record config through tracebpf record.
+if(TARGET traced-bpf AND TARGET traced-bpf-probes AND TARGET tracebpf_cli)
+  tb_unit_test(NAME probes_ui_config_test SOURCES integration/probes_ui_config_test.c
+               LIBS tb_consumer LABELS integration TIMEOUT 120)
+  add_dependencies(probes_ui_config_test traced-bpf traced-bpf-probes tracebpf_cli)
+  set_tests_properties(probes_ui_config_test PROPERTIES RESOURCE_LOCK kernel)
+endif()
