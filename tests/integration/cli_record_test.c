@@ -240,7 +240,7 @@ static void test_errors_leave_no_file(void **state)
         expect_one_line_failure(args, f->out, where);
     }
     {
-        const char *args[] = {"record", "--pid", "1", "sched", "-o", f->out, NULL};
+        const char *args[] = {"record", "--pid", "nosuchpid", "sched", "-o", f->out, NULL};
 
         expect_one_line_failure(args, f->out, "--pid");
     }
