@@ -301,7 +301,7 @@ struct tb_pbw *tb_tw_begin_packet(struct tb_tw *tw)
     tw->in_packet = true;
     tw->dropping = false;
     tw->fragmented = false;
-    tw->npatch = 0;
+    /* npatch is 0 here: every way out of the last packet sent its patches. */
 
     if (tw->has_chunk && !room_for_packet(tw))
         release_chunk(tw);
@@ -314,12 +314,16 @@ struct tb_pbw *tb_tw_begin_packet(struct tb_tw *tw)
         }
         install_chunk(tw, &c, 0);
     }
-    /* Count first, so a scraper never sees bytes of an uncounted record. */
-    if (tw->inflated)
+    /*
+     * Count first, so a scraper never sees bytes of an uncounted record. An
+     * inflated count was published when it was raised: nothing to store.
+     */
+    if (tw->inflated) {
         tw->inflated = false;
-    else
+    } else {
         tw->count++;
-    publish(tw);
+        publish(tw);
+    }
 
     tw->size_slot = tw->wp;
     tw->frag_start = tw->wp + TB_SHM_PACKET_HEADER_SIZE;
