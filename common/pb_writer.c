@@ -10,28 +10,6 @@
 
 #define DYN_DEFAULT_CAP 256
 
-void tb_pbw_init_stream(struct tb_pbw *w, uint8_t *cur, uint8_t *end, tb_pbw_next_fn next,
-                        void *ctx)
-{
-    /* Not a memset: nest[] and scratch[] are dead until written, and this
-     * runs once per packet on the hot path. */
-    w->cur = cur;
-    w->end = end;
-    w->wstart = cur;
-    w->base = 0;
-    w->next = next;
-    w->ctx = ctx;
-    w->err = 0;
-    w->depth = 0;
-    w->dyn = NULL;
-    w->dyn_cap = 0;
-}
-
-void tb_pbw_init_buf(struct tb_pbw *w, uint8_t *buf, size_t len)
-{
-    tb_pbw_init_stream(w, buf, buf ? buf + len : NULL, NULL, NULL);
-}
-
 int tb_pbw_init_dyn(struct tb_pbw *w, size_t initial)
 {
     uint8_t *buf;

@@ -119,15 +119,32 @@ struct tb_pbw {
  * @ctx: passed to @next.
  * Context: any; no allocation.
  */
-void tb_pbw_init_stream(struct tb_pbw *w, uint8_t *cur, uint8_t *end, tb_pbw_next_fn next,
-                        void *ctx);
+static inline void tb_pbw_init_stream(struct tb_pbw *w, uint8_t *cur, uint8_t *end,
+                                      tb_pbw_next_fn next, void *ctx)
+{
+    /* Inline and not a memset: it runs once per packet, and nest[] and
+     * scratch[] are dead until written. */
+    w->cur = cur;
+    w->end = end;
+    w->wstart = cur;
+    w->base = 0;
+    w->next = next;
+    w->ctx = ctx;
+    w->err = 0;
+    w->depth = 0;
+    w->dyn = NULL;
+    w->dyn_cap = 0;
+}
 
 /*
  * tb_pbw_init_buf() - write into a fixed caller buffer.
  * @w: writer; @buf, @len: buffer, borrowed, must outlive the writer's use.
  * Overflow sets -ENOBUFS; tb_pbw_size() still counts every byte asked for.
  */
-void tb_pbw_init_buf(struct tb_pbw *w, uint8_t *buf, size_t len);
+static inline void tb_pbw_init_buf(struct tb_pbw *w, uint8_t *buf, size_t len)
+{
+    tb_pbw_init_stream(w, buf, buf ? buf + len : NULL, NULL, NULL);
+}
 
 /*
  * tb_pbw_init_dyn() - write into a heap buffer that grows as needed.
