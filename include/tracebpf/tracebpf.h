@@ -205,8 +205,10 @@ TRACEBPF_API int tracebpf_category_register(struct tracebpf_category *cat);
 
 /**
  * tracebpf_category_unregister() - remove @cat from the registry and
- * disable it; a connected service is sent the shorter category list.
- * Unknown categories are ignored.
+ * disable it. Unknown categories are ignored. The service's list of
+ * categories keeps it until the next reconnection (categories defined with
+ * TRACEBPF_DEFINE_CATEGORY() all unregister at exit, and announcing each
+ * would cost a descriptor per category).
  * @cat: a registered category.
  * Context: any thread; no event on @cat may be in flight (module unload).
  */

@@ -244,7 +244,6 @@ out:
 TRACEBPF_API void tracebpf_category_unregister(struct tracebpf_category *cat)
 {
     struct tracebpf_category **pp;
-    bool removed = false;
 
     if (!cat)
         return;
@@ -256,11 +255,13 @@ TRACEBPF_API void tracebpf_category_unregister(struct tracebpf_category *cat)
             cat->registered = 0;
             __atomic_store_n(&cat->enabled, 0, __ATOMIC_RELAXED);
             reg_count--;
-            removed = true;
             break;
         }
     }
     pthread_mutex_unlock(&reg_lock);
-    if (removed)
-        tbl_producer_categories_changed();
+    /*
+     * Not announced: every TRACEBPF_DEFINE_CATEGORY() unregisters from a
+     * destructor at exit, and a descriptor rebuilt per category would make
+     * exit quadratic. A stale entry in the service's list records nothing.
+     */
 }

@@ -156,7 +156,7 @@ void tbl_producer_stop(void) TBL_HIDDEN;
 int tbl_producer_flush(uint32_t timeout_ms) TBL_HIDDEN;
 bool tbl_producer_active(void) TBL_HIDDEN;
 void tbl_producer_forget_after_fork(void) TBL_HIDDEN;
-/* A category was registered or unregistered: announce the new list to a
+/* A category was registered: announce the new list to a
  * connected service (UpdateDataSource); a no-op before the producer starts.
  * Context: any thread, not holding the category registry lock. */
 void tbl_producer_categories_changed(void) TBL_HIDDEN;
