@@ -34,12 +34,13 @@ struct tb_tw {
     struct tb_tw_opts o;
     struct tb_shm_chunk chunk; /* valid while has_chunk */
     uint8_t *chunk_end;
-    uint8_t *wp;         /* where the next record starts */
-    uint8_t *size_slot;  /* size prefix of the open fragment */
-    uint8_t *frag_start; /* first byte of the open fragment */
-    uint32_t chunk_id;   /* id of the owned chunk */
-    uint32_t next_chunk_id;
-    uint32_t drop_mark; /* previous_packet_dropped bits owed */
+    /*
+     * Where the next record starts; while a packet is open, the size prefix
+     * of its open fragment, whose bytes follow at frag_start().
+     */
+    uint8_t *wp;
+    uint32_t next_chunk_id; /* the owned chunk's id is one less */
+    uint32_t drop_mark;     /* previous_packet_dropped bits owed */
     uint16_t count;
     uint8_t flags;
     bool has_chunk;
@@ -56,6 +57,16 @@ struct tb_tw {
     uint32_t npatch, cap_patch;
     struct tb_tw_stats st;
 };
+
+static uint8_t *frag_start(const struct tb_tw *tw)
+{
+    return tw->wp + TB_SHM_PACKET_HEADER_SIZE;
+}
+
+static uint32_t owned_chunk_id(const struct tb_tw *tw)
+{
+    return tw->next_chunk_id - 1;
+}
 
 static void publish(struct tb_tw *tw)
 {
@@ -104,7 +115,7 @@ static void install_chunk(struct tb_tw *tw, const struct tb_shm_chunk *c, uint16
 {
     tw->chunk = *c;
     tw->chunk_end = c->begin + c->size;
-    tw->chunk_id = tw->next_chunk_id++;
+    tw->next_chunk_id++;
     tw->count = tb_shm_packets_count(packets);
     tw->flags = tb_shm_packets_flags(packets);
     tw->wp = tb_shm_chunk_payload(c);
@@ -129,7 +140,7 @@ static int release_chunk(struct tb_tw *tw)
     err = tw->o.ops->return_chunk(tw->o.ops_ctx, &tw->chunk, tw->o.target_buffer);
     if (err)
         tb_warn("trace_writer: writer %u could not return chunk %u: %s", tw->o.writer_id,
-                tw->chunk_id, strerror(-err));
+                owned_chunk_id(tw), strerror(-err));
     return err;
 }
 
@@ -199,7 +210,7 @@ static uint8_t *relocate_slot(void *ctx, uint8_t *slot)
     if (tw->npatch >= tw->cap_patch)
         return NULL;
     p = &tw->patches[tw->npatch++];
-    p->chunk_id = tw->chunk_id;
+    p->chunk_id = owned_chunk_id(tw);
     p->offset = (uint32_t)(slot - tb_shm_chunk_payload(&tw->chunk));
     return p->data;
 }
@@ -208,7 +219,7 @@ static uint8_t *relocate_slot(void *ctx, uint8_t *slot)
  * no record can follow a drop sentinel. */
 static void abort_fragment(struct tb_tw *tw)
 {
-    tb_shm_write_size_prefix(tw->size_slot, TB_SHM_PACKET_SIZE_DROP);
+    tb_shm_write_size_prefix(tw->wp, TB_SHM_PACKET_SIZE_DROP);
     tw->inflated = false;
     release_chunk(tw);
     tw->dropping = true;
@@ -240,18 +251,16 @@ static int next_window(void *ctx, uint8_t **cur, uint8_t **end)
         publish(tw);
         return moved;
     }
-    tb_shm_write_size_prefix(tw->size_slot, (uint32_t)(*cur - tw->frag_start));
+    tb_shm_write_size_prefix(tw->wp, (uint32_t)(*cur - frag_start(tw)));
     tw->flags |= TB_SHM_FLAG_LAST_CONTINUES;
     if (moved)
         tw->flags |= TB_SHM_FLAG_NEEDS_PATCHING;
     release_chunk(tw);
 
     install_chunk(tw, &nc, cont);
-    tw->size_slot = tw->wp;
-    tw->frag_start = tw->wp + TB_SHM_PACKET_HEADER_SIZE;
     tw->fragmented = true;
     tw->st.fragments++;
-    *cur = tw->frag_start;
+    *cur = frag_start(tw);
     *end = tw->chunk_end;
     return 0;
 }
@@ -325,9 +334,7 @@ struct tb_pbw *tb_tw_begin_packet(struct tb_tw *tw)
         publish(tw);
     }
 
-    tw->size_slot = tw->wp;
-    tw->frag_start = tw->wp + TB_SHM_PACKET_HEADER_SIZE;
-    tb_pbw_init_stream(&tw->pbw, tw->frag_start, tw->chunk_end, next_window, tw);
+    tb_pbw_init_stream(&tw->pbw, frag_start(tw), tw->chunk_end, next_window, tw);
     if (tw->drop_mark && !tw->o.no_drop_mark) {
         tb_pbw_append_varint(&tw->pbw, TB_TW_FIELD_PREVIOUS_PACKET_DROPPED, tw->drop_mark);
         tw->drop_mark = 0;
@@ -368,14 +375,14 @@ int tb_tw_end_packet(struct tb_tw *tw)
         return lose_packet(tw, err);
     }
 
-    size = (size_t)(w->cur - tw->frag_start);
+    size = (size_t)(w->cur - frag_start(tw));
     if (!tw->fragmented && !tw->o.no_shrink && size < 0x80) {
-        tw->size_slot[0] = (uint8_t)size;
-        memmove(tw->size_slot + 1, tw->frag_start, size);
-        tw->wp = tw->size_slot + 1 + size;
+        tw->wp[0] = (uint8_t)size;
+        memmove(tw->wp + 1, frag_start(tw), size);
+        tw->wp += 1 + size;
     } else {
-        tb_shm_write_size_prefix(tw->size_slot, (uint32_t)size);
-        tw->wp = tw->frag_start + size;
+        tb_shm_write_size_prefix(tw->wp, (uint32_t)size);
+        tw->wp += TB_SHM_PACKET_HEADER_SIZE + size;
     }
     /* Speculatively count the next record so the scraper, which skips a
      * chunk's last record, can read this one now. */
