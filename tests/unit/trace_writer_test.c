@@ -1,13 +1,15 @@
 /*
  * trace_writer_test.c - TraceWriter framing on a real memfd SMB through the
  * real arbiter: many small packets, packets fragmented over 2, 3 and 9
- * chunks with their size patches, and what a scraper sees in a chunk still
- * being written. Every packet is reassembled by the stand-in service
+ * chunks with their size patches, a packet leaving more sizes behind than
+ * any nesting depth, and what a scraper sees in a chunk still being
+ * written, alone and racing the writer thread. Every packet is reassembled by the stand-in service
  * (tw_fake_svc.c) and decoded with protobuf-c. Drops, stalls and threads
  * are in trace_writer_drop_test.c.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +25,7 @@
 #include "common/shm.h"
 #include "common/shm_arbiter.h"
 #include "common/trace_writer.h"
+#include "perfetto/trace/trace_packet.pb-c.h"
 #include "tw_fake_svc.h"
 
 static void test_many_small_packets(void **state)
@@ -210,6 +213,133 @@ static void test_patches_beyond_depth(void **state)
     svc_free(s);
 }
 
+/* Shared by the writer and scraper threads of test_scrape_while_writing. */
+struct scrape {
+    struct svc *s;
+    uint32_t n;
+    int writer_done; /* atomic */
+    uint64_t seen, bad, scrapes;
+};
+
+static void scrape_packet(struct tb_pbw *w, uint32_t i)
+{
+    tb_pbw_append_varint(w, 8, 1000 + (uint64_t)i);
+    tb_pbw_begin_nested(w, 11);
+    tb_pbw_append_varint(w, 11, i);
+    tb_pbw_append_string(w, 23, "scraped while written");
+    tb_pbw_end_nested(w);
+}
+
+static void *scrape_writer(void *arg)
+{
+    struct scrape *sc = arg;
+    struct tb_tw *tw = new_writer(sc->s, 5);
+
+    for (uint32_t i = 0; i < sc->n; i++) {
+        scrape_packet(tb_tw_begin_packet(tw), i);
+        tb_tw_end_packet(tw);
+        /* Let the scraper in now and then even on a loaded host. */
+        if (i % 500 == 250) {
+            uint64_t seen = __atomic_load_n(&sc->scrapes, __ATOMIC_ACQUIRE);
+
+            for (int k = 0; k < 100000 && __atomic_load_n(&sc->scrapes, __ATOMIC_ACQUIRE) == seen;
+                 k++)
+                sched_yield();
+        }
+    }
+    tb_tw_destroy(tw);
+    __atomic_store_n(&sc->writer_done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* A record the scraper may read must be a whole packet, right field by field. */
+static bool record_ok(const struct tb_chunk_record *rec)
+{
+    Perfetto__Protos__TracePacket *tp;
+    bool ok;
+
+    tp = perfetto__protos__trace_packet__unpack(NULL, rec->len, rec->data);
+    if (!tp)
+        return false;
+    ok = tp->has_timestamp && tp->track_event && tp->track_event->has_track_uuid &&
+         tp->timestamp == 1000 + tp->track_event->track_uuid && tp->track_event->name &&
+         !strcmp(tp->track_event->name, "scraped while written");
+    perfetto__protos__trace_packet__free_unpacked(tp, NULL);
+    return ok;
+}
+
+/* What the service does on a flush: read a chunk still being written, all
+ * but its last counted record. */
+static void scrape_once(struct scrape *sc)
+{
+    const struct tb_shm_abi *abi = &sc->s->shm->abi;
+    static uint8_t copy[32768];
+
+    for (size_t p = 0; p < abi->num_pages; p++) {
+        struct tb_chunk_reader r;
+        struct tb_chunk_record rec;
+        struct tb_shm_chunk c;
+        uint16_t packets, count;
+
+        if (tb_shm_chunk_state(abi, p, 0) != TB_SHM_CHUNK_BEING_WRITTEN ||
+            tb_shm_get_chunk(abi, p, 0, &c))
+            continue;
+        packets = tb_shm_chunk_packets_load(tb_shm_chunk_hdr(&c));
+        count = tb_shm_packets_count(packets);
+        if (count < 2)
+            continue;
+        memcpy(copy, c.begin, c.size);
+        /* the last record is not read, so neither is its continuation */
+        tb_chunk_reader_init_payload(
+            &r,
+            tb_shm_packets_make(count - 1, tb_shm_packets_flags(packets) &
+                                               (uint8_t)~TB_SHM_FLAG_LAST_CONTINUES),
+            copy + TB_SHM_CHUNK_HEADER_SIZE, c.size - TB_SHM_CHUNK_HEADER_SIZE);
+        __atomic_add_fetch(&sc->scrapes, 1, __ATOMIC_RELEASE);
+        for (;;) {
+            int ret = tb_chunk_reader_next(&r, &rec);
+
+            if (ret < 0)
+                sc->bad++;
+            if (ret <= 0)
+                break;
+            if (rec.continues_from_prev)
+                continue;
+            sc->seen++;
+            if (!record_ok(&rec))
+                sc->bad++;
+        }
+    }
+}
+
+/* The count is published with release after the record bytes and read with
+ * acquire: a scraper racing the writer never reads a torn record. */
+static void test_scrape_while_writing(void **state)
+{
+    struct scrape sc = {.n = MAX_PACKETS - 1000};
+    pthread_t th;
+
+    sc.s = svc_new(4 * 1024 * 1024, 32768);
+    assert_int_equal(pthread_create(&th, NULL, scrape_writer, &sc), 0);
+    while (!__atomic_load_n(&sc.writer_done, __ATOMIC_ACQUIRE))
+        scrape_once(&sc);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(sc.bad, 0);
+    assert_true(sc.scrapes > 0);
+    assert_true(sc.seen > 0);
+    /* and the whole stream still reads back after the commit */
+    svc_commit(sc.s);
+    svc_read(sc.s);
+    assert_int_equal(sc.s->npackets, sc.n);
+    for (uint32_t i = 0; i < sc.n; i += 997) {
+        struct tb_chunk_record rec = {.data = sc.s->packets[i].data,
+                                      .len = (uint32_t)sc.s->packets[i].len};
+
+        assert_true(record_ok(&rec));
+    }
+    svc_free(sc.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_fragment_over_many_chunks),
         cmocka_unit_test(test_inflated_count_lets_scraper_read),
         cmocka_unit_test(test_patches_beyond_depth),
+        cmocka_unit_test(test_scrape_while_writing),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
