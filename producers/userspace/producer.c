@@ -44,7 +44,10 @@ struct inst_target {
 static struct tb_pc *pc;
 static struct tb_pc *forked_pc; /* the parent's, kept reachable in a child */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* below, vs the IPC thread */
-/* Serialises descriptor sends, and @pc's start and stop against them. */
+/*
+ * Serialises descriptor sends, and @pc's start and stop against them and
+ * against the writer hooks of app threads (thread exit may race shutdown).
+ */
 static pthread_mutex_t desc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conn_smb *smbs;
 static struct inst_target *targets;
@@ -56,10 +59,13 @@ static struct pending_cfg {
     uint32_t target_buffer;
 } pending;
 
+/* App threads call the writer hooks; desc_lock keeps @pc alive meanwhile. */
 static void writer_created(void *ctx, struct tbl_target *t, uint16_t writer_id)
 {
+    pthread_mutex_lock(&desc_lock);
     if (pc)
         tb_pc_register_trace_writer(pc, writer_id, t->target_buffer);
+    pthread_mutex_unlock(&desc_lock);
 }
 
 /*
@@ -75,8 +81,10 @@ static void writer_destroyed(void *ctx, struct tbl_target *t, uint16_t writer_id
     const struct conn_smb *cs = ctx;
 
     (void)t;
+    pthread_mutex_lock(&desc_lock);
     if (pc && cs && cs->gen == tb_pc_generation(pc))
         tb_pc_unregister_trace_writer(pc, writer_id);
+    pthread_mutex_unlock(&desc_lock);
 }
 
 /* The current connection's SMB wrapper, created on first use per SMB. */
