@@ -345,15 +345,21 @@ static inline void tb_pbw_end_nested(struct tb_pbw *w)
     tb_pbw_end_nested_slow(w);
 }
 
+/* Encode the @n low bytes of @v little-endian at @p; returns @n. */
+static inline size_t tb_pbw_encode_le(uint8_t *p, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    return n;
+}
+
 /* tb_pbw_append_fixed32() - fixed32/sfixed32 field, little-endian. */
 static inline void tb_pbw_append_fixed32(struct tb_pbw *w, uint32_t field, uint32_t v)
 {
-    uint8_t buf[10];
+    uint8_t buf[16];
     size_t n = tb_pbw_encode_tag(buf, field, TB_PBW_FIXED32);
 
-    for (int i = 0; i < 4; i++)
-        buf[n++] = (uint8_t)(v >> (8 * i));
-    tb_pbw_write(w, buf, n);
+    tb_pbw_write(w, buf, n + tb_pbw_encode_le(buf + n, v, 4));
 }
 
 /* tb_pbw_append_fixed64() - fixed64/sfixed64 field, little-endian. */
@@ -362,9 +368,7 @@ static inline void tb_pbw_append_fixed64(struct tb_pbw *w, uint32_t field, uint6
     uint8_t buf[16];
     size_t n = tb_pbw_encode_tag(buf, field, TB_PBW_FIXED64);
 
-    for (int i = 0; i < 8; i++)
-        buf[n++] = (uint8_t)(v >> (8 * i));
-    tb_pbw_write(w, buf, n);
+    tb_pbw_write(w, buf, n + tb_pbw_encode_le(buf + n, v, 8));
 }
 
 /* tb_pbw_append_double() - double field. */
@@ -440,18 +444,14 @@ static inline void tb_pbw_packed_fixed32(struct tb_pbw *w, uint32_t v)
 {
     uint8_t buf[4];
 
-    for (int i = 0; i < 4; i++)
-        buf[i] = (uint8_t)(v >> (8 * i));
-    tb_pbw_write(w, buf, 4);
+    tb_pbw_write(w, buf, tb_pbw_encode_le(buf, v, 4));
 }
 
 static inline void tb_pbw_packed_fixed64(struct tb_pbw *w, uint64_t v)
 {
     uint8_t buf[8];
 
-    for (int i = 0; i < 8; i++)
-        buf[i] = (uint8_t)(v >> (8 * i));
-    tb_pbw_write(w, buf, 8);
+    tb_pbw_write(w, buf, tb_pbw_encode_le(buf, v, 8));
 }
 
 static inline void tb_pbw_end_packed(struct tb_pbw *w)
