@@ -292,6 +292,9 @@ int tb_ipc_frame_encode(const Perfetto__Protos__IPCFrame *frame, size_t max_fram
 
     if (!max_frame_size)
         max_frame_size = TB_IPC_MAX_FRAME_SIZE;
+    /* Else the limit check below would wrap and let any size through. */
+    if (max_frame_size <= TB_IPC_FRAME_HEADER_SIZE)
+        return -EINVAL;
     sz = perfetto__protos__ipcframe__get_packed_size(frame);
     if (sz > max_frame_size - TB_IPC_FRAME_HEADER_SIZE)
         return -EMSGSIZE;

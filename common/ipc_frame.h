@@ -139,7 +139,8 @@ void tb_ipc_frame_free(Perfetto__Protos__IPCFrame *frame);
  * @out: receives a malloc()ed buffer, owned by the caller (free()).
  * @out_len: receives its length (header + payload).
  *
- * Return: 0, -EMSGSIZE if the frame would exceed the limit, or -ENOMEM.
+ * Return: 0, -EMSGSIZE if the frame would exceed the limit, -EINVAL for a
+ * limit of 1..TB_IPC_FRAME_HEADER_SIZE, or -ENOMEM.
  */
 int tb_ipc_frame_encode(const Perfetto__Protos__IPCFrame *frame, size_t max_frame_size,
                         uint8_t **out, size_t *out_len);

@@ -295,6 +295,9 @@ static void test_configurable_limit(void **state)
         fr.has_request_id = true;
         fr.request_id = 1;
         assert_int_equal(tb_ipc_frame_encode(&fr, 5, &enc, &len), -EMSGSIZE);
+        /* a limit with no room for the header is refused like the decoder's */
+        for (size_t lim = 1; lim <= TB_IPC_FRAME_HEADER_SIZE; lim++)
+            assert_int_equal(tb_ipc_frame_encode(&fr, lim, &enc, &len), -EINVAL);
         assert_int_equal(tb_ipc_frame_encode(&fr, 6, &enc, &len), 0);
         assert_int_equal(len, 6);
         free(enc);
