@@ -125,6 +125,26 @@ void tb_svc_producer_disconnect(struct tb_svc_producer *p);
 int tb_svc_producer_initialize(struct tb_svc_producer *p,
                                const Perfetto__Protos__InitializeConnectionRequest *req);
 
+/*
+ * tb_svc_producer_adopt_smb() - take a producer-provided SMB (the fd attached
+ * to InitializeConnection with producer_provided_shmem set).
+ * @p: an initialized producer without an SMB yet.
+ * @fd: the producer's memfd. Ownership passes here in every case: kept as
+ *      the producer's SMB on success, closed on refusal.
+ *
+ * Accepted only if the fd carries the shrink, grow and seal seals (so the
+ * producer cannot truncate it under the service's mapping), its size passes
+ * tb_shm_validate_sizes() unchanged and within the core's SMB cap, and the
+ * page size hint of InitializeConnection is given and valid. The contents
+ * stay hostile like any SMB's. SetupTracing is still sent when the producer
+ * first joins a session, with the page size but without an fd.
+ * Return: 0 when adopted (answer using_shmem_provided_by_producer=true);
+ * -EPERM (not sealed), -EINVAL (geometry), -EALREADY or a mapping errno when
+ * refused (answer false; the producer reconnects without one).
+ * Context: loop thread.
+ */
+int tb_svc_producer_adopt_smb(struct tb_svc_producer *p, int fd);
+
 /* tb_svc_producer_is_initialized() - true after a successful initialize. */
 bool tb_svc_producer_is_initialized(const struct tb_svc_producer *p);
 

@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/shm.h"
@@ -74,6 +76,47 @@ int tb_svc_producer_initialize(struct tb_svc_producer *p,
     tb_info("svc: producer %u \"%s\" connected (pid %d, uid %u)", p->id, p->name, (int)p->pid,
             (unsigned)p->uid);
     return 0;
+}
+
+int tb_svc_producer_adopt_smb(struct tb_svc_producer *p, int fd)
+{
+    size_t page = p->page_size_hint, size;
+    struct stat st;
+    int err;
+
+    if (!p->initialized || p->shm) {
+        err = -EALREADY;
+        goto out;
+    }
+    err = tb_shm_fd_is_sealed(fd);
+    if (err <= 0) {
+        err = err ? err : -EPERM;
+        goto out;
+    }
+    if (fstat(fd, &st) < 0) {
+        err = -errno;
+        goto out;
+    }
+    /* Both values must survive validation as they are; a zero hint does not. */
+    size = st.st_size > 0 ? (size_t)st.st_size : 0;
+    if (!size || !page || !tb_shm_validate_sizes(&size, &page) || size != (size_t)st.st_size ||
+        page != p->page_size_hint || size > p->core->limits.max_smb_bytes) {
+        err = -EINVAL;
+        goto out;
+    }
+    err = tb_shm_attach(fd, page, &p->shm);
+    fd = -1; /* closed by tb_shm_attach on failure */
+    if (err)
+        goto out;
+    p->smb_from_producer = true;
+    tb_info("svc: producer %u uses its own SMB (%zu bytes, %zu-byte pages)", p->id, size, page);
+    return 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    tb_info("svc: producer %u: its own SMB is refused (%s), it gets one of ours", p->id,
+            strerror(-err));
+    return err;
 }
 
 const struct tb_svc_ds *tb_svc_producer_find_ds(const struct tb_svc_producer *p, const char *name)
@@ -232,8 +275,10 @@ int tb_svc_producer_ensure_smb(struct tb_svc_producer *p, const Perfetto__Protos
     size_t size = p->shm_size_hint, page = p->page_size_hint;
     int err;
 
-    if (p->shm)
+    if (p->smb_announced)
         return 0;
+    if (p->shm)
+        goto announce;
     for (size_t i = 0; cfg && i < cfg->n_producers; i++) {
         const Perfetto__Protos__TraceConfig__ProducerConfig *pc = cfg->producers[i];
 
@@ -256,11 +301,16 @@ int tb_svc_producer_ensure_smb(struct tb_svc_producer *p, const Perfetto__Protos
                strerror(-err));
         return err;
     }
+announce:
     st.has_shared_buffer_page_size_kb = true;
-    st.shared_buffer_page_size_kb = (uint32_t)(page / 1024);
+    st.shared_buffer_page_size_kb = (uint32_t)(p->shm->page_size / 1024);
     cmd.cmd_case = PERFETTO__PROTOS__GET_ASYNC_COMMAND_RESPONSE__CMD_SETUP_TRACING;
     cmd.setup_tracing = &st;
-    return tb_svc_producer_send(p, &cmd, p->shm->fd);
+    /* The producer already maps its own SMB: SetupTracing then carries no fd. */
+    err = tb_svc_producer_send(p, &cmd, p->smb_from_producer ? -1 : p->shm->fd);
+    if (!err)
+        p->smb_announced = true;
+    return err;
 }
 
 /*

@@ -129,14 +129,23 @@ static void m_initialize(struct tb_ipc_call *call)
 {
     Perfetto__Protos__InitializeConnectionResponse resp =
         PERFETTO__PROTOS__INITIALIZE_CONNECTION_RESPONSE__INIT;
+    Perfetto__Protos__InitializeConnectionRequest *req = (void *)call->request;
     struct pconn *pc = tb_ipc_conn_user_data(call->conn);
+    int fd = call->fd;
 
-    if (!pc || tb_svc_producer_initialize(
-                   pc->p, (Perfetto__Protos__InitializeConnectionRequest *)call->request)) {
+    if (!pc || tb_svc_producer_initialize(pc->p, req)) {
         reply(call, NULL, false);
         return;
     }
-    /* No producer-provided SMB, no direct patching, no emulation. */
+    /*
+     * Startup tracing: the SDK brings its own sealed SMB. A refused fd is
+     * closed and the producer reconnects without one, so false is always safe.
+     */
+    if (req->has_producer_provided_shmem && req->producer_provided_shmem && fd >= 0) {
+        call->fd = -1; /* ownership moves to the core, accepted or not */
+        resp.using_shmem_provided_by_producer = tb_svc_producer_adopt_smb(pc->p, fd) == 0;
+    }
+    /* No direct patching, no emulation. */
     resp.has_using_shmem_provided_by_producer = true;
     resp.has_direct_smb_patching_supported = true;
     resp.has_use_shmem_emulation = true;

@@ -115,7 +115,9 @@ struct tb_svc_producer {
     char *name;
     uint32_t shm_size_hint;
     uint32_t page_size_hint;
-    struct tb_shm *shm; /* created on first SetupDataSource */
+    struct tb_shm *shm;     /* created on first SetupDataSource, or the producer's own */
+    bool smb_from_producer; /* shm came with InitializeConnection: no fd in SetupTracing */
+    bool smb_announced;     /* SetupTracing sent */
     struct tb_svc_ds *ds;
     size_t nds;
     /* writer id -> target buffer (0 = not registered); 32768 entries, lazy */

@@ -14,3 +14,10 @@ add_dependencies(service_daemon_test traced-bpf)
 tb_unit_test(NAME service_stuck_test SOURCES integration/service_stuck_test.c
              LIBS tb_service_core LABELS integration TIMEOUT 120)
 add_dependencies(service_stuck_test traced-bpf)
+
+# Producer-provided SMBs (startup tracing): a sealed memfd is adopted, an
+# unsealed or badly sized one refused and closed, and the producer then works
+# on a service SMB.
+tb_unit_test(NAME service_smb_test SOURCES integration/service_smb_test.c
+             LIBS tb_service_core LABELS integration TIMEOUT 60)
+add_dependencies(service_smb_test traced-bpf)
