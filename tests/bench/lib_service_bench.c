@@ -107,6 +107,15 @@ static int run_one(const struct lr_daemon *d, enum lr_kind kind, int threads, ui
     }
     if (c.dropped_bits)
         fprintf(stderr, "lib_service_bench: previous_packet_dropped causes 0x%x\n", c.dropped_bits);
+    if (c.has_stats)
+        fprintf(stderr,
+                "lib_service_bench: service: %llu chunks discarded, %llu overwritten, %llu "
+                "patches failed, %llu discarded, %llu abi violations, %llu readaheads failed, "
+                "%llu writer aborts\n",
+                (unsigned long long)c.chunks_discarded, (unsigned long long)c.chunks_overwritten,
+                (unsigned long long)c.patches_failed, (unsigned long long)c.patches_discarded,
+                (unsigned long long)c.abi_violations, (unsigned long long)c.readaheads_failed,
+                (unsigned long long)c.writer_packet_loss);
     for (int i = 0; i < threads; i++) {
         emitted += em[i].events;
         cpu += em[i].burst_cpu_ns;

@@ -17,6 +17,7 @@
 
 #include "common/consumer_client.h"
 #include "lib_rate_util.h"
+#include "perfetto/trace/trace_stats.pb-c.h"
 #include "tracebpf/tracebpf.h"
 
 TRACEBPF_DEFINE_CATEGORY(lr_rate, "rate", "paced load", NULL);
@@ -157,6 +158,30 @@ static bool varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return false;
 }
 
+static void take_stats(struct lr_count *c, const uint8_t *p, size_t len)
+{
+    Perfetto__Protos__TraceStats *st = perfetto__protos__trace_stats__unpack(NULL, len, p);
+
+    if (!st)
+        return;
+    c->has_stats = true;
+    c->chunks_discarded = st->chunks_discarded;
+    c->patches_discarded = st->patches_discarded;
+    c->patches_failed = c->abi_violations = c->readaheads_failed = 0;
+    c->chunks_overwritten = c->writer_packet_loss = 0;
+    for (size_t i = 0; i < st->n_buffer_stats; i++) {
+        const Perfetto__Protos__TraceStats__BufferStats *b = st->buffer_stats[i];
+
+        c->chunks_discarded += b->chunks_discarded;
+        c->patches_failed += b->patches_failed;
+        c->abi_violations += b->abi_violations;
+        c->readaheads_failed += b->readaheads_failed;
+        c->chunks_overwritten += b->chunks_overwritten;
+        c->writer_packet_loss += b->trace_writer_packet_loss;
+    }
+    perfetto__protos__trace_stats__free_unpacked(st, NULL);
+}
+
 /* Only the top-level fields of a TracePacket matter here. */
 static void count_packet(struct lr_count *c, const uint8_t *p, size_t len)
 {
@@ -183,6 +208,8 @@ static void count_packet(struct lr_count *c, const uint8_t *p, size_t len)
                 return;
             if (key >> 3 == 11)
                 c->track_events++;
+            else if (key >> 3 == 35)
+                take_stats(c, p, (size_t)v);
             p += v;
             break;
         case 5:

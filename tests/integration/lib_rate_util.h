@@ -61,6 +61,14 @@ struct lr_count {
     uint64_t track_events;  /* packets with TracePacket.track_event (11) */
     uint64_t dropped_marks; /* packets with previous_packet_dropped (42) != 0 */
     uint32_t dropped_bits;  /* OR of those values (the causes, spec 5.2) */
+    /*
+     * From the last TraceStats packet (35), summed over buffers, plus the
+     * service-wide chunks_discarded and patches_discarded: losses the
+     * service saw that no packet may carry a mark for.
+     */
+    bool has_stats;
+    uint64_t chunks_discarded, patches_failed, abi_violations, readaheads_failed;
+    uint64_t chunks_overwritten, writer_packet_loss, patches_discarded;
 };
 
 /*
