@@ -31,6 +31,7 @@ struct tb_cc {
     tb_cc_packet_fn fn;
     void *fn_ctx;
     uint64_t packets;
+    uint64_t last_reply_ms; /* a reply of the read in progress came then */
 };
 
 static void on_disconnect(struct tb_ipc_client *client, void *ctx)
@@ -182,6 +183,7 @@ int tb_cc_flush(struct tb_cc *cc, uint32_t timeout_ms)
 static int add_slice(struct tb_cc *cc, const Perfetto__Protos__ReadBuffersResponse__Slice *s)
 {
     size_t n = s->has_data ? s->data.len : 0;
+    int err;
 
     if (cc->pkt_len + n > cc->pkt_cap) {
         size_t ncap = cc->pkt_cap ? cc->pkt_cap : 4096;
@@ -200,10 +202,12 @@ static int add_slice(struct tb_cc *cc, const Perfetto__Protos__ReadBuffersRespon
     cc->pkt_len += n;
     if (!(s->has_last_slice_for_packet && s->last_slice_for_packet))
         return 0;
-    cc->packets++;
     n = cc->pkt_len;
     cc->pkt_len = 0;
-    return cc->fn ? cc->fn(cc->fn_ctx, cc->pkt, n) : 0;
+    err = cc->fn ? cc->fn(cc->fn_ctx, cc->pkt, n) : 0;
+    if (!err)
+        cc->packets++; /* only what the sink took */
+    return err;
 }
 
 static void on_read_reply(struct tb_ipc_client *client, struct tb_ipc_reply *r, void *ctx)
@@ -211,6 +215,7 @@ static void on_read_reply(struct tb_ipc_client *client, struct tb_ipc_reply *r, 
     Perfetto__Protos__ReadBuffersResponse *resp = (void *)r->msg;
     struct tb_cc *cc = ctx;
 
+    cc->last_reply_ms = tb_loop_now_ms();
     if (!r->success) {
         cc->read_done = true;
         if (!cc->read_err)
@@ -226,7 +231,7 @@ static void on_read_reply(struct tb_ipc_client *client, struct tb_ipc_reply *r, 
 int tb_cc_read_buffers_cb(struct tb_cc *cc, tb_cc_packet_fn fn, void *ctx, int timeout_ms,
                           uint64_t *packets)
 {
-    uint64_t deadline = tb_loop_now_ms() + (uint64_t)timeout_ms;
+    uint64_t idle = (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     int err;
 
     cc->fn = fn;
@@ -235,27 +240,36 @@ int tb_cc_read_buffers_cb(struct tb_cc *cc, tb_cc_packet_fn fn, void *ctx, int t
     cc->read_err = 0;
     cc->pkt_len = 0;
     cc->packets = 0;
+    cc->last_reply_ms = tb_loop_now_ms();
     err = tb_ipc_client_invoke(cc->client, "ReadBuffers", NULL,
                                &perfetto__protos__read_buffers_response__descriptor, on_read_reply,
                                cc, -1, NULL);
     if (err)
-        return err;
+        goto out;
+    /*
+     * The limit is on silence, not on the whole read: a big buffer on a
+     * loaded host may take minutes, and every reply shows the service is
+     * still sending.
+     */
     while (!cc->read_done) {
-        int64_t left = (int64_t)(deadline - tb_loop_now_ms());
+        int64_t left = (int64_t)(cc->last_reply_ms + idle - tb_loop_now_ms());
 
         if (left <= 0) {
             /* Late replies must not reach the caller's (gone) sink. */
             cc->fn = NULL;
             cc->read_done = true;
-            return -ETIMEDOUT;
+            err = -ETIMEDOUT;
+            goto out;
         }
         err = tb_loop_run_once(cc->loop, (int)left);
         if (err)
-            return err;
+            goto out;
     }
+    err = cc->read_err;
+out:
     if (packets)
         *packets = cc->packets;
-    return cc->read_err;
+    return err;
 }
 
 struct fd_sink {

@@ -88,16 +88,23 @@ typedef int (*tb_cc_packet_fn)(void *ctx, const uint8_t *packet, size_t len);
 /*
  * tb_cc_read_buffers_cb() - ReadBuffers: hand every packet available now to
  * @fn, reassembled from its slices.
- * @packets: if not NULL, receives the number of packets.
- * Return: 0, @fn's error, -ETIMEDOUT after @timeout_ms, -ENOTCONN.
+ * @timeout_ms: inactivity limit: the read fails when no reply arrived for
+ *              this long. There is no limit on the whole read, which for a
+ *              big buffer on a loaded host can take minutes.
+ * @packets: if not NULL, receives the number of packets @fn accepted, also
+ *           when the read fails part way.
+ * Return: 0, @fn's error, -ETIMEDOUT after @timeout_ms without a reply,
+ * -ENOTCONN or -ECANCELED when the connection or the call is lost.
  */
 int tb_cc_read_buffers_cb(struct tb_cc *cc, tb_cc_packet_fn fn, void *ctx, int timeout_ms,
                           uint64_t *packets);
 
 /*
  * tb_cc_read_buffers() - ReadBuffers into @fd (borrowed) as a trace file:
- * each packet written as "0A varint(len) packet".
- * @packets, @bytes: if not NULL, receive what was written.
+ * each packet written as "0A varint(len) packet" in one write.
+ * @timeout_ms: inactivity limit, as tb_cc_read_buffers_cb().
+ * @packets, @bytes: if not NULL, receive what was written, also on failure
+ *                   (the file then holds exactly that many whole records).
  * Return: 0, a write error, or as tb_cc_read_buffers_cb().
  */
 int tb_cc_read_buffers(struct tb_cc *cc, int fd, int timeout_ms, uint64_t *packets,

@@ -5,6 +5,7 @@
 #include "common/trace_frame.h"
 
 #include <errno.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/pb_writer.h"
@@ -37,12 +38,31 @@ int tb_tframe_write_all(int fd, const void *p, size_t n)
 int tb_tframe_write(int fd, const void *pkt, size_t len, uint64_t *bytes)
 {
     uint8_t hdr[TB_TFRAME_HDR_MAX];
-    size_t h = tb_tframe_hdr(hdr, len);
-    int err = tb_tframe_write_all(fd, hdr, h);
+    size_t h = tb_tframe_hdr(hdr, len), done;
+    struct iovec iov[2] = {{hdr, h}, {(void *)pkt, len}};
+    ssize_t w;
 
-    if (!err)
-        err = tb_tframe_write_all(fd, pkt, len);
-    if (!err && bytes)
+    /* One syscall per record in the common case; finish short writes plainly. */
+    do
+        w = writev(fd, iov, len ? 2 : 1);
+    while (w < 0 && errno == EINTR);
+    if (w < 0)
+        return -errno;
+    done = (size_t)w;
+    if (done < h) {
+        int err = tb_tframe_write_all(fd, hdr + done, h - done);
+
+        if (err)
+            return err;
+        done = h;
+    }
+    if (done < h + len) {
+        int err = tb_tframe_write_all(fd, (const uint8_t *)pkt + (done - h), h + len - done);
+
+        if (err)
+            return err;
+    }
+    if (bytes)
         *bytes += h + len;
-    return err;
+    return 0;
 }

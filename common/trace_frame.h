@@ -31,7 +31,7 @@ int tb_tframe_write_all(int fd, const void *p, size_t n);
 
 /*
  * tb_tframe_write() - write one packet (@pkt, @len bytes, borrowed) to @fd
- * as a record.
+ * as a record, in one writev() unless the fd takes it short.
  * @bytes: when not NULL, incremented by the bytes written (only on success).
  * Return: 0 or as tb_tframe_write_all().
  */

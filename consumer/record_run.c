@@ -4,7 +4,8 @@
  * names requested data sources no producer offers, shows one-line progress
  * on a terminal, stops cleanly on Ctrl-C (flush, then disable), reads the
  * buffers into FILE.tmp (or lets the service stream into it for
- * write_into_file) and renames it to FILE only when complete.
+ * write_into_file) and renames it to FILE only when complete. A read that
+ * fails after some packets keeps them as FILE.partial, never as FILE.
  */
 #include "consumer/record_run.h"
 
@@ -29,9 +30,10 @@
 
 #define CONNECT_TIMEOUT_MS 3000
 #define RPC_TIMEOUT_MS     5000
-#define READ_TIMEOUT_MS    60000
-#define PROBES_WAIT_MS     3000
-#define PROGRESS_PERIOD_MS 500
+/* ReadBuffers fails only after this long without a reply, however long it runs. */
+#define READ_IDLE_TIMEOUT_MS 60000
+#define PROBES_WAIT_MS       3000
+#define PROGRESS_PERIOD_MS   500
 /* How long past duration_ms the service may take before we stop it. */
 #define STOP_GRACE_MS 15000
 
@@ -245,6 +247,29 @@ static void print_summary(const char *path)
     printf("open it with: tracebpf open %s\n", path);
 }
 
+/*
+ * A failed read must not destroy what did arrive, nor leave a FILE that
+ * looks whole: the records written so far move to FILE.partial.
+ */
+static void keep_partial(const char *tmp, const char *out_path, int err, uint64_t packets,
+                         uint64_t bytes)
+{
+    char partial[PATH_MAX + 16];
+
+    snprintf(partial, sizeof(partial), "%s.partial", out_path);
+    if (!packets || rename(tmp, partial)) {
+        fprintf(stderr,
+                "tracebpf record: reading the buffers failed after %" PRIu64 " packets (%" PRIu64
+                " bytes): %s\n",
+                packets, bytes, strerror(-err));
+        return;
+    }
+    fprintf(stderr,
+            "tracebpf record: reading the buffers failed after %" PRIu64 " packets (%" PRIu64
+            " bytes): %s; they are kept in %s, %s was not written\n",
+            packets, bytes, strerror(-err), partial, out_path);
+}
+
 int tb_record_run(const Perfetto__Protos__TraceConfig *cfg, const char *out_path)
 {
     struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
@@ -278,9 +303,11 @@ int tb_record_run(const Perfetto__Protos__TraceConfig *cfg, const char *out_path
     if (wait_session(cc, cfg))
         goto out;
     if (!streaming) {
-        err = tb_cc_read_buffers(cc, fd, READ_TIMEOUT_MS, NULL, NULL);
+        uint64_t packets = 0, bytes = 0;
+
+        err = tb_cc_read_buffers(cc, fd, READ_IDLE_TIMEOUT_MS, &packets, &bytes);
         if (err) {
-            fprintf(stderr, "tracebpf record: reading the buffers failed: %s\n", strerror(-err));
+            keep_partial(tmp, out_path, err, packets, bytes);
             goto out;
         }
     }

@@ -16,7 +16,10 @@
  * @cfg: the config (borrowed). write_into_file in it selects streaming: the
  *       service writes into the file while recording.
  * @out_path: final path; the trace is written to "@out_path.tmp" and renamed
- *            when complete, and the .tmp is removed on failure.
+ *            when complete, and the .tmp is removed on failure. When
+ *            ReadBuffers fails (60 s without a reply, or the connection
+ *            lost) after some packets arrived, they are kept as
+ *            "@out_path.partial" and @out_path is not created.
  * Prints warnings and errors on stderr (one line each), progress on stderr
  * when it is a terminal, and the summary on stdout.
  * Return: a TB_CLI_EXIT_* code.
