@@ -104,8 +104,8 @@ static void next_window(struct tb_pbw *w, size_t need)
     int err;
 
     if (w->err) {
-        w->base += (uint64_t)(w->cur - w->wstart);
-        w->cur = w->wstart = w->scratch;
+        /* Already failed: just recycle scratch, still counting the bytes. */
+        tb_pbw_fail(w, w->err);
         return;
     }
     if (w->dyn) {

@@ -232,7 +232,16 @@ static void test_next_failure_is_sticky_and_harmless(void **state)
     /* size keeps counting; nothing lands after the three windows */
     before = tb_pbw_size(&s.w);
     tb_pbw_append_string(&s.w, 1, "more bytes after the failure");
-    assert_true(tb_pbw_size(&s.w) > before);
+    assert_int_equal(tb_pbw_size(&s.w), before + 2 + 28);
+    /* more than the scratch area at once: recycled, every byte counted */
+    {
+        static const uint8_t big[200];
+
+        before = tb_pbw_size(&s.w);
+        tb_pbw_append_bytes(&s.w, 2, big, sizeof(big));
+        assert_int_equal(tb_pbw_size(&s.w), before + 1 + 2 + sizeof(big));
+        assert_int_equal(tb_pbw_error(&s.w), -ENOBUFS);
+    }
     for (size_t i = s.win_off[2] + 16; i < MEM_SIZE; i++)
         assert_int_equal(s.mem[i], GUARD);
 }
