@@ -219,7 +219,8 @@ static void on_read_reply(struct tb_ipc_client *client, struct tb_ipc_reply *r, 
     if (!r->success) {
         cc->read_done = true;
         if (!cc->read_err)
-            cc->read_err = cc->disconnected ? -ENOTCONN : -ECANCELED;
+            cc->read_err =
+                cc->disconnected || !tb_ipc_client_connected(client) ? -ENOTCONN : -ECANCELED;
         return;
     }
     for (size_t i = 0; resp && !cc->read_err && i < resp->n_slices; i++)

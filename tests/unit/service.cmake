@@ -10,6 +10,7 @@ tb_unit_test(NAME service_stream_test SOURCES unit/service_stream_test.c LIBS tb
 # Trusted sequence ids across recycled writer and producer ids.
 tb_unit_test(NAME service_seq_test SOURCES unit/service_seq_test.c LIBS tb_service_core)
 # ReadBuffers' limit is on silence: a slow fake ConsumerPort outlasts it, a
-# stalled one fails the read with what was written reported.
-tb_unit_test(NAME service_cc_read_test SOURCES unit/service_cc_read_test.c LIBS tb_common
+# stalled one fails the read with what was written reported, and tracebpf
+# record keeps a read cut short as FILE.partial.
+tb_unit_test(NAME service_cc_read_test SOURCES unit/service_cc_read_test.c LIBS tb_consumer
              TIMEOUT 60)

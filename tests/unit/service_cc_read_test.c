@@ -4,7 +4,9 @@
  * child running common/ipc_host) streams replies slowly, and the read into
  * a real file succeeds although it takes three times the limit; a service
  * that stalls part way fails the read with the packets and bytes already
- * written reported and exactly those whole records in the file.
+ * written reported and exactly those whole records in the file; and
+ * "tracebpf record" against a service lost part way keeps them as
+ * FILE.partial and never writes FILE.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -26,6 +28,8 @@
 #include "common/consumer_client.h"
 #include "common/event_loop.h"
 #include "common/ipc_host.h"
+#include "consumer/cli.h"
+#include "consumer/record_run.h"
 #include "perfetto/ipc/consumer_port.pb-c.h"
 
 #define GAP_MS  100 /* between two replies of the fake service */
@@ -41,6 +45,7 @@ struct fake {
     struct tb_ipc_conn *conn;
     uint64_t req, timer;
     unsigned sent, total, stall_after;
+    bool hang_up; /* at stall_after: close the connection instead */
 };
 
 static void fill_packet(uint8_t *p, unsigned i)
@@ -58,8 +63,14 @@ static void send_next(void *ctx)
     uint8_t pkt[PKT_LEN];
     bool last;
 
-    if (f->sent == f->stall_after)
-        return; /* stays silent, connection open */
+    if (f->sent == f->stall_after) {
+        if (f->hang_up)
+            tb_ipc_host_disconnect(f->conn);
+        else
+            return; /* stays silent, connection open */
+        tb_loop_cancel_timer(f->loop, f->timer);
+        return;
+    }
     fill_packet(pkt, f->sent);
     for (int i = 0; i < 2; i++) {
         perfetto__protos__read_buffers_response__slice__init(&s[i]);
@@ -85,12 +96,28 @@ static void m_read_buffers(struct tb_ipc_call *call)
     assert_int_equal(tb_loop_add_timer(f->loop, GAP_MS, GAP_MS, send_next, f, &f->timer), 0);
 }
 
+/* A session that is over at once: what "record" sees after duration_ms. */
+static void m_enable(struct tb_ipc_call *call)
+{
+    Perfetto__Protos__EnableTracingResponse resp = PERFETTO__PROTOS__ENABLE_TRACING_RESPONSE__INIT;
+
+    tb_ipc_host_reply(call->conn, call->request_id, &resp.base, true, false, -1);
+}
+
+static void m_reject(struct tb_ipc_call *call)
+{
+    tb_ipc_host_reply(call->conn, call->request_id, NULL, false, false, -1);
+}
+
 static const struct tb_ipc_method methods[] = {
     {"ReadBuffers", &perfetto__protos__read_buffers_request__descriptor, m_read_buffers},
+    {"EnableTracing", &perfetto__protos__enable_tracing_request__descriptor, m_enable},
+    {"QueryServiceState", &perfetto__protos__query_service_state_request__descriptor, m_reject},
+    {"FreeBuffers", &perfetto__protos__free_buffers_request__descriptor, m_reject},
 };
 
 /* Serves @total packets, GAP_MS apart, going silent after @stall_after. */
-static pid_t start_fake(unsigned total, unsigned stall_after)
+static pid_t start_fake_mode(unsigned total, unsigned stall_after, bool hang_up)
 {
     int ready[2];
     pid_t pid;
@@ -100,12 +127,13 @@ static pid_t start_fake(unsigned total, unsigned stall_after)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        struct fake f = {.total = total, .stall_after = stall_after};
+        struct fake f = {.total = total, .stall_after = stall_after, .hang_up = hang_up};
         struct tb_ipc_host *host;
 
         close(ready[0]);
         if (tb_loop_new(&f.loop) || tb_ipc_host_new(f.loop, NULL, &host) ||
-            tb_ipc_host_add_service(host, "ConsumerPort", methods, 1, &f) ||
+            tb_ipc_host_add_service(host, "ConsumerPort", methods,
+                                    sizeof(methods) / sizeof(methods[0]), &f) ||
             tb_ipc_host_listen(host, sock))
             _exit(1);
         if (write(ready[1], "r", 1) != 1)
@@ -117,6 +145,11 @@ static pid_t start_fake(unsigned total, unsigned stall_after)
     assert_int_equal(read(ready[0], &c, 1), 1);
     close(ready[0]);
     return pid;
+}
+
+static pid_t start_fake(unsigned total, unsigned stall_after)
+{
+    return start_fake_mode(total, stall_after, false);
 }
 
 static void stop_fake(pid_t pid)
@@ -230,11 +263,54 @@ static void test_stall_reports_what_was_written(void **state)
     unlink(path);
 }
 
+static void record_against_fake(unsigned total, unsigned hang_up_after, char *path, size_t len)
+{
+    Perfetto__Protos__TraceConfig cfg = PERFETTO__PROTOS__TRACE_CONFIG__INIT;
+    pid_t pid = start_fake_mode(total, hang_up_after, true);
+    int rc;
+
+    snprintf(path, len, "%s/rec.pftrace", dir);
+    setenv("PERFETTO_CONSUMER_SOCK_NAME", sock, 1);
+    rc = tb_record_run(&cfg, path);
+    unsetenv("PERFETTO_CONSUMER_SOCK_NAME");
+    stop_fake(pid);
+    assert_int_equal(rc, hang_up_after < total ? TB_CLI_EXIT_FAIL : TB_CLI_EXIT_OK);
+}
+
+static void test_record_keeps_partial(void **state)
+{
+    char path[400], partial[420], tmp[420];
+    struct stat st;
+
+    record_against_fake(10, 4, path, sizeof(path));
+    snprintf(partial, sizeof(partial), "%s.partial", path);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    /* Nothing that looks whole, and the four packets that came are kept. */
+    assert_int_not_equal(stat(path, &st), 0);
+    assert_int_not_equal(stat(tmp, &st), 0);
+    assert_int_equal(check_file(partial, 4u * (3 + PKT_LEN)), 4);
+    unlink(partial);
+}
+
+static void test_record_whole(void **state)
+{
+    char path[400], partial[420];
+    struct stat st;
+
+    record_against_fake(6, UINT32_MAX, path, sizeof(path));
+    snprintf(partial, sizeof(partial), "%s.partial", path);
+    assert_int_equal(check_file(path, 6u * (3 + PKT_LEN)), 6);
+    assert_int_not_equal(stat(partial, &st), 0);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slow_read_outlasts_limit),
         cmocka_unit_test(test_stall_reports_what_was_written),
+        cmocka_unit_test(test_record_keeps_partial),
+        cmocka_unit_test(test_record_whole),
     };
 
     signal(SIGPIPE, SIG_IGN);
