@@ -136,9 +136,10 @@ int tb_svc_producer_initialize(struct tb_svc_producer *p,
  * producer cannot truncate it under the service's mapping), its size passes
  * tb_shm_validate_sizes() unchanged and within the core's SMB cap, and the
  * page size hint of InitializeConnection is given and valid. The contents
- * stay hostile like any SMB's. SetupTracing is still sent when the producer
- * first joins a session, with the page size but without an fd.
- * Return: 0 when adopted (answer using_shmem_provided_by_producer=true);
+ * stay hostile like any SMB's. SetupTracing, with the page size but without
+ * an fd, is queued at once and goes out when the command stream opens.
+ * Return: 0 when adopted (answer using_shmem_provided_by_producer=true),
+ * or the error of queueing SetupTracing (the producer is then kicked);
  * -EPERM (not sealed), -EINVAL (geometry), -EALREADY or a mapping errno when
  * refused (answer false; the producer reconnects without one).
  * Context: loop thread.

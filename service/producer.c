@@ -110,7 +110,11 @@ int tb_svc_producer_adopt_smb(struct tb_svc_producer *p, int fd)
         goto out;
     p->smb_from_producer = true;
     tb_info("svc: producer %u uses its own SMB (%zu bytes, %zu-byte pages)", p->id, size, page);
-    return 0;
+    /*
+     * Like traced, announce it at once: SetupTracing (no fd) goes out as
+     * soon as the producer opens its command stream, before any session.
+     */
+    return tb_svc_producer_ensure_smb(p, NULL);
 out:
     if (fd >= 0)
         close(fd);
