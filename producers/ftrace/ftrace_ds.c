@@ -38,17 +38,24 @@
 #define FS_PHASE_START  1
 #define FS_PHASE_END    2
 #define FCS_CPU         1
+#define FCS_ENTRIES     2
 #define FCS_OVERRUN     3
 #define FCS_DROPPED     8
 #define FCS_READ_EVENTS 9
 
-/* A CPU's queue is written out mid-drain past this, to bound memory. */
-#define EMIT_BYTES (256u << 10)
+/*
+ * A CPU's queue is written out mid-drain past either bound. Small bundles
+ * keep commits flowing during a pass and cap what one writer drop (no free
+ * chunk) can take: a bundle of a whole pass could be larger than the SMB.
+ */
+#define EMIT_BYTES  (16u << 10)
+#define EMIT_EVENTS 512u
 
 struct cpu_acct {
     uint64_t bpf_dropped; /* last seen, to notice new drops */
     uint64_t overrun;     /* last seen ftrace overrun */
-    uint64_t read_events; /* events delivered into bundles */
+    uint64_t read_events; /* events in bundles the SMB accepted */
+    uint64_t tw_dropped;  /* events in bundles the writer dropped */
     bool lost;            /* next bundle carries lost_events */
 };
 
@@ -122,21 +129,44 @@ static void free_strv(char **v, size_t n)
     free(v);
 }
 
+/*
+ * Write @cpu's bundle. A bundle the writer drops (no free chunk, or an
+ * encoder error) is counted event by event, so the FtraceStats say how many
+ * events went, and the CPU's next bundle carries lost_events.
+ */
 static void emit_cpu(struct ftrace_ds *ds, unsigned int cpu)
 {
+    struct cpu_acct *a = &ds->cpu[cpu];
     struct tb_pbw *pbw;
-    int n;
+    int n, err;
 
-    if (!tb_bundler_pending(ds->b, cpu) && !ds->cpu[cpu].lost)
+    if (!tb_bundler_pending(ds->b, cpu) && !a->lost)
         return;
-    if (ds->cpu[cpu].lost)
+    if (a->lost)
         tb_bundler_mark_lost(ds->b, cpu);
-    ds->cpu[cpu].lost = false;
+    a->lost = false;
     pbw = tb_tw_begin_packet(ds->w.tw);
     n = tb_bundler_emit(ds->b, cpu, pbw);
-    if (n > 0)
-        ds->cpu[cpu].read_events += (uint64_t)n;
-    tb_tw_end_packet(ds->w.tw);
+    err = tb_tw_end_packet(ds->w.tw);
+    if (n < 0 && !err)
+        err = n;
+    if (!err) {
+        a->read_events += (uint64_t)n;
+        return;
+    }
+    a->lost = true;
+    if (n > 0) {
+        if (!a->tw_dropped)
+            tb_warn("probes: cpu %u: a bundle of %d events was dropped by the writer: %s", cpu, n,
+                    strerror(-err));
+        a->tw_dropped += (uint64_t)n;
+    }
+}
+
+static bool emit_due(const struct ftrace_ds *ds, unsigned int cpu)
+{
+    return tb_bundler_pending_bytes(ds->b, cpu) >= EMIT_BYTES ||
+           tb_bundler_pending(ds->b, cpu) >= EMIT_EVENTS;
 }
 
 /* Context: ds->lock held (BPF drain thread). */
@@ -185,8 +215,7 @@ static int on_record(void *ctx, const void *rec, size_t size)
         queue_seen(ds, e->pid, e->pid, NULL);
     }
     /* A malformed record is skipped, never fatal. */
-    if (!tb_bundler_add_bpf(ds->b, rec, size) && h->cpu < ds->ncpu &&
-        tb_bundler_pending_bytes(ds->b, h->cpu) > EMIT_BYTES)
+    if (!tb_bundler_add_bpf(ds->b, rec, size) && h->cpu < ds->ncpu && emit_due(ds, h->cpu))
         emit_cpu(ds, h->cpu);
     pthread_mutex_unlock(&ds->lock);
     return 0;
@@ -218,7 +247,7 @@ static int on_raw(void *ctx, int cpu, struct tep_event *ev, struct tep_record *r
         return 0;
     if (tb_bundler_add_ftrace(ds->b, cpu, ev, rec))
         return 0;
-    if (tb_bundler_pending_bytes(ds->b, cpu) > EMIT_BYTES)
+    if (emit_due(ds, cpu))
         emit_cpu(ds, cpu);
     return 0;
 }
@@ -291,8 +320,14 @@ static void write_stats(struct ftrace_ds *ds, int phase)
             tb_bpf_rings_loss_cpu(ds->rings, cpu, &l);
         tb_pbw_begin_nested(pbw, FS_CPU_STATS);
         tb_pbw_append_varint(pbw, FCS_CPU, cpu);
+        /*
+         * entries: every event the BPF programs of this CPU produced, so a
+         * reader can check entries == read_events + dropped_events.
+         */
+        tb_pbw_append_varint(pbw, FCS_ENTRIES, l.total);
         tb_pbw_append_varint(pbw, FCS_OVERRUN, ds->cpu[cpu].overrun);
-        tb_pbw_append_varint(pbw, FCS_DROPPED, l.dropped);
+        /* Lost in the rings (full) plus lost in the writer (SMB full). */
+        tb_pbw_append_varint(pbw, FCS_DROPPED, l.dropped + ds->cpu[cpu].tw_dropped);
         tb_pbw_append_varint(pbw, FCS_READ_EVENTS, ds->cpu[cpu].read_events);
         tb_pbw_end_nested(pbw);
     }
@@ -489,6 +524,8 @@ static void ds_stop(void *state)
     struct ftrace_ds *ds = state;
     struct tb_bpf_loss l = {0};
     struct tb_loop *loop = tb_probes_loop(ds->p);
+    uint64_t tw_dropped = 0;
+    unsigned int cpu;
 
     if (ds->timer)
         tb_loop_cancel_timer(loop, ds->timer);
@@ -507,6 +544,11 @@ static void ds_stop(void *state)
         if (ds->rings && !tb_bpf_rings_loss(ds->rings, &l) && l.dropped)
             tb_warn("probes: %llu of %llu BPF events were dropped (rings full)",
                     (unsigned long long)l.dropped, (unsigned long long)l.total);
+        for (cpu = 0; cpu < ds->ncpu; cpu++)
+            tw_dropped += ds->cpu[cpu].tw_dropped;
+        if (tw_dropped)
+            tb_warn("probes: %llu events were dropped by the writer (shared memory full)",
+                    (unsigned long long)tw_dropped);
     } else {
         write_stats(ds, FS_PHASE_END);
     }

@@ -299,8 +299,13 @@ int tb_probes_new(const struct tb_probes_opts *opts, struct tb_probes **out)
     o.producer_name = TB_PROBES_PRODUCER_NAME;
     o.socket_name = opts->socket;
     o.loop = opts->loop;
-    /* Kernel data comes in bursts of whole bundles: a larger SMB absorbs them. */
-    o.smb_size_hint = 2u << 20;
+    /*
+     * Kernel data comes in bursts: a larger SMB absorbs them while commits
+     * are in flight, and 32 KiB pages (the largest the ABI has) mean fewer
+     * chunk switches per bundle.
+     */
+    o.smb_size_hint = 4u << 20;
+    o.smb_page_size_hint = 32u << 10;
     o.cb.on_connected = on_connected;
     o.cb.on_disconnected = on_disconnected;
     o.cb.on_setup = on_setup;
