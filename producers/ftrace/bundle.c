@@ -338,17 +338,17 @@ int tb_bundler_emit(struct tb_bundler *b, unsigned int cpu, struct tb_pbw *w)
         tb_pbw_write(w, data, len);
     if (q->lost)
         tb_pbw_append_varint(w, TB_BUNDLE_LOST, 1);
-    if (q->nr_sw || q->nr_wk) {
+    err = 0;
+    if (q->nr_sw || q->nr_wk)
         err = tb_compact_sched_encode(w, TB_BUNDLE_COMPACT, q->sw, q->nr_sw, q->wk, q->nr_wk);
-        if (err)
-            return err;
-    }
     tb_pbw_end_nested(w);
-    tb_pbw_dyn_free(&q->ev);
-    if (tb_pbw_init_dyn(&q->ev, 4096))
-        return -ENOMEM;
+    /* Emptied even on error: the caller counts the events as lost. */
     q->nr_ev = q->nr_sw = q->nr_wk = 0;
     q->lost = false;
-    err = tb_pbw_error(w);
+    tb_pbw_dyn_free(&q->ev);
+    if (tb_pbw_init_dyn(&q->ev, 4096) && !err)
+        err = -ENOMEM;
+    if (!err)
+        err = tb_pbw_error(w);
     return err ? err : (int)n;
 }

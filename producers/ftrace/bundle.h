@@ -63,7 +63,9 @@ size_t tb_bundler_pending_bytes(const struct tb_bundler *b, unsigned int cpu);
  * tb_bundler_emit() - write @cpu's queue as TracePacket field 1
  * (ftrace_events) into @w, which is positioned inside a TracePacket, and
  * empty the queue. Nothing is written when the queue is empty and no loss
- * is pending. Return: events written, or negative errno (writer error).
+ * is pending. The queue is emptied even on error, when the caller must
+ * count what tb_bundler_pending() said as lost.
+ * Return: events written, or negative errno (writer error).
  */
 int tb_bundler_emit(struct tb_bundler *b, unsigned int cpu, struct tb_pbw *w);
 

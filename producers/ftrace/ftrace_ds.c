@@ -102,6 +102,7 @@ struct ftrace_ds {
      */
     pthread_mutex_t lock;
     bool drain_running; /* the BPF drain thread was started */
+    bool end_owed;      /* stopped; the END FtraceStats not written yet */
     struct seen_task *seen;
     size_t nr_seen, cap_seen;
 };
@@ -137,10 +138,11 @@ static void free_strv(char **v, size_t n)
 static void emit_cpu(struct ftrace_ds *ds, unsigned int cpu)
 {
     struct cpu_acct *a = &ds->cpu[cpu];
+    size_t pending = tb_bundler_pending(ds->b, cpu);
     struct tb_pbw *pbw;
     int n, err;
 
-    if (!tb_bundler_pending(ds->b, cpu) && !a->lost)
+    if (!pending && !a->lost)
         return;
     if (a->lost)
         tb_bundler_mark_lost(ds->b, cpu);
@@ -154,12 +156,16 @@ static void emit_cpu(struct ftrace_ds *ds, unsigned int cpu)
         a->read_events += (uint64_t)n;
         return;
     }
+    /*
+     * With no chunk the encoder fails too, and the queue is emptied anyway:
+     * the count taken before, not n, says what went.
+     */
     a->lost = true;
-    if (n > 0) {
+    if (pending) {
         if (!a->tw_dropped)
-            tb_warn("probes: cpu %u: a bundle of %d events was dropped by the writer: %s", cpu, n,
-                    strerror(-err));
-        a->tw_dropped += (uint64_t)n;
+            tb_warn("probes: cpu %u: a bundle of %zu events was dropped by the writer: %s", cpu,
+                    pending, strerror(-err));
+        a->tw_dropped += pending;
     }
 }
 
@@ -305,7 +311,8 @@ static void on_timer(void *ctx)
     drain(ctx);
 }
 
-static void write_stats(struct ftrace_ds *ds, int phase)
+/* Return: 0, or the writer's error (-ENOSPC: SMB full, packet dropped). */
+static int write_stats(struct ftrace_ds *ds, int phase)
 {
     struct tb_bpf_loss l = {0};
     struct tb_pbw *pbw;
@@ -336,7 +343,7 @@ static void write_stats(struct ftrace_ds *ds, int phase)
     for (i = 0; ds->refused && i < ds->nr_events; i++)
         tb_pbw_append_string(pbw, FS_FAILED, ds->events[i]);
     tb_pbw_end_nested(pbw);
-    tb_probes_end_packet(&ds->w);
+    return tb_probes_end_packet(&ds->w);
 }
 
 static int split_events(struct ftrace_ds *ds, const Perfetto__Protos__FtraceConfig *fc)
@@ -519,6 +526,35 @@ static void ds_flush(void *state)
     pthread_mutex_unlock(&ds->lock);
 }
 
+/*
+ * After the stop: the lost_events marks still owed (the last bundle of a
+ * CPU was dropped) and the END FtraceStats. With the SMB full they wait for
+ * the loop thread to send the commits that free chunks, so the producer
+ * calls this again from a timer rather than this spinning.
+ * Context: loop thread, drain thread joined.
+ */
+static int ds_stop_pending(void *state)
+{
+    struct ftrace_ds *ds = state;
+    unsigned int cpu;
+    int err = 0;
+
+    pthread_mutex_lock(&ds->lock);
+    for (cpu = 0; cpu < ds->ncpu && !ds->refused; cpu++) {
+        emit_cpu(ds, cpu);
+        if (ds->cpu[cpu].lost)
+            err = -EAGAIN;
+    }
+    if (!err && ds->end_owed) {
+        err = write_stats(ds, FS_PHASE_END) == -ENOSPC ? -EAGAIN : 0;
+        if (!err)
+            ds->end_owed = false;
+    }
+    tb_probes_writer_flush(&ds->w);
+    pthread_mutex_unlock(&ds->lock);
+    return err;
+}
+
 static void ds_stop(void *state)
 {
     struct ftrace_ds *ds = state;
@@ -540,7 +576,6 @@ static void ds_stop(void *state)
             tb_bpf_probes_stop(ds->bpf);
         ds->drain_running = false;
         drain(ds);
-        write_stats(ds, FS_PHASE_END);
         if (ds->rings && !tb_bpf_rings_loss(ds->rings, &l) && l.dropped)
             tb_warn("probes: %llu of %llu BPF events were dropped (rings full)",
                     (unsigned long long)l.dropped, (unsigned long long)l.total);
@@ -549,10 +584,10 @@ static void ds_stop(void *state)
         if (tw_dropped)
             tb_warn("probes: %llu events were dropped by the writer (shared memory full)",
                     (unsigned long long)tw_dropped);
-    } else {
-        write_stats(ds, FS_PHASE_END);
     }
-    tb_probes_writer_flush(&ds->w);
+    ds->end_owed = true;
+    /* What does not fit now is retried by ds_stop_pending(). */
+    ds_stop_pending(ds);
     if (ds->ft)
         raw_in_use = false;
     tb_ftrace_free(ds->ft);
@@ -565,5 +600,6 @@ const struct tb_ds_ops tb_ftrace_ds_ops = {
     .start = ds_start,
     .flush = ds_flush,
     .stop = ds_stop,
+    .stop_pending = ds_stop_pending,
     .destroy = ds_destroy,
 };

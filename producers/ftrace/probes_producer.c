@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/event_loop.h"
 #include "common/log.h"
 #include "common/pb_writer.h"
 #include "common/producer_client.h"
@@ -22,12 +23,21 @@ struct ds_inst {
     void *state; /* NULL: refused at setup, or not created */
     uint64_t id;
     bool started;
+    /* Stopped, acked once stop_pending() is done: */
+    struct tb_probes *p;
+    uint64_t linger_timer;
+    uint64_t linger_deadline_ms;
 };
+
+/* How long a stopped instance may retry its last packets, and how often. */
+#define LINGER_MS        2000u
+#define LINGER_PERIOD_MS 5u
 
 struct tb_probes {
     struct tb_pc *pc;
     struct tb_loop *loop;
     struct ds_inst *insts;
+    struct ds_inst *lingering; /* stopped, writing their last packets */
 };
 
 static const struct tb_ds_ops *const all_ops[] = {
@@ -215,6 +225,54 @@ static void on_start(struct tb_pc *pc, void *ctx, uint64_t id,
     inst->started = true;
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void unlink_lingering(struct tb_probes *p, struct ds_inst *inst)
+{
+    struct ds_inst **pp;
+
+    for (pp = &p->lingering; *pp; pp = &(*pp)->next) {
+        if (*pp == inst) {
+            *pp = inst->next;
+            return;
+        }
+    }
+}
+
+/* Ends a lingering instance: timer off, freed, stop acked when @ack. */
+static void end_linger(struct tb_probes *p, struct ds_inst *inst, bool ack)
+{
+    uint64_t id = inst->id;
+
+    if (inst->linger_timer)
+        tb_loop_cancel_timer(p->loop, inst->linger_timer);
+    unlink_lingering(p, inst);
+    free_inst(inst, false);
+    if (ack && p->pc)
+        tb_pc_notify_stopped(p->pc, id);
+}
+
+static void on_linger(void *ctx)
+{
+    struct ds_inst *inst = ctx;
+    struct tb_probes *p = inst->p;
+
+    if (inst->ops->stop_pending(inst->state) != -EAGAIN)
+        goto done;
+    if (mono_ms() < inst->linger_deadline_ms)
+        return;
+    tb_warn("probes: %s instance %llu: last packets still not written after %u ms, giving up",
+            inst->ops->name, (unsigned long long)inst->id, LINGER_MS);
+done:
+    end_linger(p, inst, true);
+}
+
 static bool on_stop(struct tb_pc *pc, void *ctx, uint64_t id)
 {
     struct tb_probes *p = ctx;
@@ -223,7 +281,26 @@ static bool on_stop(struct tb_pc *pc, void *ctx, uint64_t id)
     if (!inst)
         return true;
     unlink_inst(p, inst);
-    free_inst(inst, true);
+    if (inst->state && inst->started) {
+        inst->ops->stop(inst->state);
+        inst->started = false;
+        /*
+         * The SMB was full: the loop must run (to send the commits that free
+         * chunks) before the last packets fit, so they are retried from a
+         * timer and the stop acked after them.
+         */
+        if (inst->ops->stop_pending && inst->ops->stop_pending(inst->state) == -EAGAIN) {
+            inst->p = p;
+            inst->linger_deadline_ms = mono_ms() + LINGER_MS;
+            if (!tb_loop_add_timer(p->loop, LINGER_PERIOD_MS, LINGER_PERIOD_MS, on_linger, inst,
+                                   &inst->linger_timer)) {
+                inst->next = p->lingering;
+                p->lingering = inst;
+                return false;
+            }
+        }
+    }
+    free_inst(inst, false);
     /* Sent after the commits the stop just queued. */
     tb_pc_notify_stopped(pc, id);
     return false;
@@ -254,6 +331,8 @@ static void on_disconnected(struct tb_pc *pc, void *ctx)
         p->insts = inst->next;
         free_inst(inst, true);
     }
+    while (p->lingering)
+        end_linger(p, p->lingering, false);
 }
 
 static void on_connected(struct tb_pc *pc, void *ctx)
@@ -350,6 +429,8 @@ void tb_probes_free(struct tb_probes *p)
         if (p->pc)
             tb_pc_notify_stopped(p->pc, id);
     }
+    while (p->lingering)
+        end_linger(p, p->lingering, true);
     tb_pc_destroy(p->pc);
     free(p);
 }

@@ -103,6 +103,11 @@ uint64_t tb_probes_boot_ns(void);
  * @start:  StartDataSource: begin recording (writer, timers, first packets).
  * @flush:  write what is pending and flush the writer.
  * @stop:   stop recording, write the last packets, flush (synchronous).
+ * @stop_pending: optional. After @stop, on the loop thread, every few ms
+ *          until it returns 0 (or 2 s passed): write what @stop could not
+ *          because the SMB was full (its commits leave while the loop runs).
+ *          Return 0 when nothing is left, -EAGAIN to be called again. The
+ *          stop is acked to the service after it.
  * @destroy: free *@state (after @stop, or without it on disconnect). NULL ok.
  */
 struct tb_ds_ops {
@@ -112,6 +117,7 @@ struct tb_ds_ops {
     int (*start)(void *state);
     void (*flush)(void *state);
     void (*stop)(void *state);
+    int (*stop_pending)(void *state);
     void (*destroy)(void *state);
 };
 
