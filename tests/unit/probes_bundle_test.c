@@ -2,7 +2,9 @@
  * probes_bundle_test.c - the FtraceEventBundle encoder, checked by decoding
  * its output with protobuf-c: typed events keep every field, compact sched
  * reproduces the absolute timestamps, comms and states of the records, and
- * loss is flagged on the bundle.
+ * loss is flagged on the bundle. A bundle the writer cannot take (as when
+ * no SMB chunk is free) fails, and its queue is emptied so the caller can
+ * count exactly what was lost.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -249,12 +251,54 @@ static void test_lost_flag(void **state)
     tb_bundler_free(b);
 }
 
+/*
+ * A pb_writer with no room (the trace writer's state when it found no free
+ * chunk): emit fails, and the queue counted by tb_bundler_pending() before is
+ * gone, so that count is what the caller reports lost, once.
+ */
+static void test_emit_failure_empties_queue(void **state)
+{
+    struct tb_sched_switch sw = {.next_pid = 2, .next_comm = "x"};
+    struct tb_sched_wake wk = {.pid = 3, .comm = "y"};
+    struct tb_bundler *b;
+    uint8_t small[64];
+    struct tb_pbw w;
+    int nr;
+
+    (void)state;
+    for (int compact = 0; compact < 2; compact++) {
+        assert_int_equal(tb_bundler_new(1, compact, &b), 0);
+        for (int i = 0; i < 100; i++) {
+            hdr(&sw.hdr, TB_REC_SCHED_SWITCH, 0, 1, BOOT_BASE + 10ull * i);
+            hdr(&wk.hdr, TB_REC_SCHED_WAKING, 0, 1, BOOT_BASE + 10ull * i + 5);
+            assert_int_equal(tb_bundler_add_bpf(b, &sw, sizeof(sw)), 0);
+            assert_int_equal(tb_bundler_add_bpf(b, &wk, sizeof(wk)), 0);
+        }
+        assert_int_equal(tb_bundler_pending(b, 0), 200);
+        tb_pbw_init_buf(&w, small, sizeof(small));
+        nr = tb_bundler_emit(b, 0, &w);
+        assert_true(nr < 0);
+        assert_int_equal(tb_bundler_pending(b, 0), 0);
+        assert_int_equal(tb_bundler_pending_bytes(b, 0), 0);
+        /* The queue is usable again: the next bundle holds only new events. */
+        assert_int_equal(tb_bundler_add_bpf(b, &sw, sizeof(sw)), 0);
+        {
+            Perfetto__Protos__TracePacket *pkt = emit_and_decode(b, 0, &nr);
+
+            assert_int_equal(nr, 1);
+            perfetto__protos__trace_packet__free_unpacked(pkt, NULL);
+        }
+        tb_bundler_free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_typed_events),
         cmocka_unit_test(test_compact_sched),
         cmocka_unit_test(test_lost_flag),
+        cmocka_unit_test(test_emit_failure_empties_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
