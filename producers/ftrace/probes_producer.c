@@ -75,6 +75,12 @@ int tb_probes_writer_open(struct tb_probes_writer *w, struct tb_pc *pc, uint32_t
     o.ops_ctx = tb_pc_smb_arbiter(w->smb);
     o.writer_id = w->id;
     o.target_buffer = target_buffer;
+    /*
+     * Drop, not stall: commits leave from the loop thread, which also
+     * writes (drain timer, flush, stop), so a stall there could never see a
+     * chunk freed. Data sources count what a drop takes instead, and the
+     * kernel data is cut into small bundles so one drop takes little.
+     */
     o.policy = TB_TW_DROP;
     err = tb_tw_create(&o, &w->tw);
     if (err)
