@@ -9,35 +9,6 @@
 #include "common.bpf.h"
 #include "sched.h"
 
-/* Kernel task-state bits (include/linux/sched.h), stable since 4.14. */
-#define TB_TASK_REPORT      0x7f
-#define TB_TASK_IDLE        0x402 /* TASK_UNINTERRUPTIBLE | TASK_NOLOAD */
-#define TB_TASK_RTLOCK_WAIT 0x1000
-#define TB_TASK_REPORT_IDLE 0x80
-
-/* The kernel's __trace_sched_switch_state(), so the UI decodes it the same. */
-static __always_inline __s64 tb_switch_state(bool preempt, unsigned int state,
-                                             struct task_struct *prev)
-{
-    unsigned int rep;
-
-    if (preempt)
-        return TB_SCHED_STATE_PREEMPTED;
-    rep = (state | BPF_CORE_READ(prev, exit_state)) & TB_TASK_REPORT;
-    if (state == TB_TASK_IDLE)
-        rep = TB_TASK_REPORT_IDLE;
-    else if (state == TB_TASK_RTLOCK_WAIT)
-        rep = 0x2; /* reported as TASK_UNINTERRUPTIBLE */
-    if (!rep)
-        return 0;
-    /* 1 << (fls(rep) - 1): keep the highest set bit (BPF has no clz). */
-    for (int bit = 7; bit >= 0; bit--) {
-        if (rep & (1u << bit))
-            return 1ll << bit;
-    }
-    return 0;
-}
-
 static __always_inline int tb_emit_switch(bool preempt, struct task_struct *prev,
                                           struct task_struct *next, unsigned int state)
 {
@@ -49,7 +20,7 @@ static __always_inline int tb_emit_switch(bool preempt, struct task_struct *prev
     if (!tb_reserve(&s, sizeof(*r), TB_REC_SCHED_SWITCH))
         return 0;
     r = s.rec;
-    r->prev_state = tb_switch_state(preempt, state, prev);
+    r->prev_state = tb_sched_report_state(preempt, state, BPF_CORE_READ(prev, exit_state));
     r->prev_pid = BPF_CORE_READ(prev, pid);
     r->prev_prio = BPF_CORE_READ(prev, prio);
     r->next_pid = BPF_CORE_READ(next, pid);
