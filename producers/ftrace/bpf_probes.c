@@ -124,6 +124,18 @@ int tb_bpf_probes_new(const struct tb_bpf_probes_opts *opts, struct tb_bpf_probe
         if (err)
             goto out;
     }
+    /*
+     * Loading (verifier, BTF) takes tens of ms a unit; attaching only once
+     * all are loaded keeps every event kind starting within a few ms, so
+     * no fork or exit is missed while sched records already flow.
+     */
+    for (i = 0; i < NR_UNITS; i++) {
+        if (!p->state[i])
+            continue;
+        err = units[i]->attach(p->state[i]);
+        if (err)
+            goto out;
+    }
 done:
     *out = p;
     return 0;

@@ -39,8 +39,11 @@ struct tb_bpf_unit_args {
 /*
  * struct tb_bpf_unit - one BPF unit.
  * @events: the record types the unit can produce (same bit layout).
- * @load:   open, configure, load and attach the programs for @args->events;
+ * @load:   open, configure and load (not attach) the programs for @args->events;
  *          *@state receives the unit's skeleton, freed by @destroy.
+ *          Return 0 or negative errno (logged).
+ * @attach: attach the loaded programs (@state from @load); called for every
+ *          unit only after all units loaded, so they start together.
  *          Return 0 or negative errno (logged).
  * @destroy: detach and free; NULL ok.
  */
@@ -48,6 +51,7 @@ struct tb_bpf_unit {
     const char *name;
     uint32_t events;
     int (*load)(const struct tb_bpf_unit_args *args, void **state);
+    int (*attach)(void *state);
     void (*destroy)(void *state);
 };
 

@@ -54,8 +54,6 @@ static int irq_load(const struct tb_bpf_unit_args *a, void **state)
         tb_err("bpf: loading the irq unit: %s", strerror(-err));
         goto out;
     }
-    for (i = 0; i < 4 && !err; i++)
-        err = tb_bpf_attach_prog("irq", progs[i].prog, a->events & progs[i].ev, progs[i].link);
 out:
     if (err) {
         irq_bpf__destroy(skel);
@@ -63,6 +61,16 @@ out:
     }
     *state = skel;
     return 0;
+}
+
+/* Attached apart from load so every unit starts emitting together. */
+static int irq_attach(void *state)
+{
+    int err = irq_bpf__attach(state);
+
+    if (err)
+        tb_err("bpf: attaching the irq unit: %s", strerror(-err));
+    return err;
 }
 
 static void irq_destroy(void *state)
@@ -75,5 +83,6 @@ const struct tb_bpf_unit tb_irq_unit = {
     .events = TB_EV(TB_REC_IRQ_ENTRY) | TB_EV(TB_REC_IRQ_EXIT) | TB_EV(TB_REC_SOFTIRQ_ENTRY) |
               TB_EV(TB_REC_SOFTIRQ_EXIT),
     .load = irq_load,
+    .attach = irq_attach,
     .destroy = irq_destroy,
 };

@@ -63,9 +63,6 @@ static int proc_load(const struct tb_bpf_unit_args *a, void **state)
         tb_err("bpf: loading the proc unit: %s", strerror(-err));
         goto out;
     }
-    for (i = 0; i < 6 && !err; i++)
-        err = tb_bpf_attach_prog("proc", progs[i].prog, bpf_program__autoload(progs[i].prog),
-                                 progs[i].link);
 out:
     if (err) {
         proc_bpf__destroy(skel);
@@ -73,6 +70,16 @@ out:
     }
     *state = skel;
     return 0;
+}
+
+/* Attached apart from load so every unit starts emitting together. */
+static int proc_attach(void *state)
+{
+    int err = proc_bpf__attach(state);
+
+    if (err)
+        tb_err("bpf: attaching the proc unit: %s", strerror(-err));
+    return err;
 }
 
 static void proc_destroy(void *state)
@@ -85,5 +92,6 @@ const struct tb_bpf_unit tb_proc_unit = {
     .events = TB_EV(TB_REC_PROC_FORK) | TB_EV(TB_REC_PROC_EXEC) | TB_EV(TB_REC_PROC_EXIT) |
               TB_EV(TB_REC_PROC_FREE) | TB_EV(TB_REC_TASK_NEWTASK) | TB_EV(TB_REC_TASK_RENAME),
     .load = proc_load,
+    .attach = proc_attach,
     .destroy = proc_destroy,
 };

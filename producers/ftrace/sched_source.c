@@ -66,19 +66,6 @@ static int sched_load(const struct tb_bpf_unit_args *a, void **state)
         tb_err("bpf: loading the sched unit: %s", strerror(-err));
         goto out;
     }
-    err = tb_bpf_attach_prog("sched", skel->progs.tb_sched_switch, sw && new_switch,
-                             &skel->links.tb_sched_switch);
-    if (!err)
-        err = tb_bpf_attach_prog("sched", skel->progs.tb_sched_switch_old, sw && !new_switch,
-                                 &skel->links.tb_sched_switch_old);
-    if (!err)
-        err = tb_bpf_attach_prog("sched", skel->progs.tb_sched_waking,
-                                 a->events & TB_EV(TB_REC_SCHED_WAKING),
-                                 &skel->links.tb_sched_waking);
-    if (!err)
-        err = tb_bpf_attach_prog("sched", skel->progs.tb_sched_wakeup_new,
-                                 a->events & TB_EV(TB_REC_SCHED_WAKEUP_NEW),
-                                 &skel->links.tb_sched_wakeup_new);
 out:
     if (err) {
         sched_bpf__destroy(skel);
@@ -86,6 +73,16 @@ out:
     }
     *state = skel;
     return 0;
+}
+
+/* Attached apart from load so every unit starts emitting together. */
+static int sched_attach(void *state)
+{
+    int err = sched_bpf__attach(state);
+
+    if (err)
+        tb_err("bpf: attaching the sched unit: %s", strerror(-err));
+    return err;
 }
 
 static void sched_destroy(void *state)
@@ -98,5 +95,6 @@ const struct tb_bpf_unit tb_sched_unit = {
     .events =
         TB_EV(TB_REC_SCHED_SWITCH) | TB_EV(TB_REC_SCHED_WAKING) | TB_EV(TB_REC_SCHED_WAKEUP_NEW),
     .load = sched_load,
+    .attach = sched_attach,
     .destroy = sched_destroy,
 };

@@ -52,10 +52,6 @@ static int syscall_load(const struct tb_bpf_unit_args *a, void **state)
         tb_err("bpf: loading the syscall unit: %s", strerror(-err));
         goto out;
     }
-    err = tb_bpf_attach_prog("syscall", skel->progs.tb_sys_enter, enter, &skel->links.tb_sys_enter);
-    if (!err)
-        err =
-            tb_bpf_attach_prog("syscall", skel->progs.tb_sys_exit, exit_, &skel->links.tb_sys_exit);
 out:
     if (err) {
         syscall_bpf__destroy(skel);
@@ -63,6 +59,16 @@ out:
     }
     *state = skel;
     return 0;
+}
+
+/* Attached apart from load so every unit starts emitting together. */
+static int syscall_attach(void *state)
+{
+    int err = syscall_bpf__attach(state);
+
+    if (err)
+        tb_err("bpf: attaching the syscall unit: %s", strerror(-err));
+    return err;
 }
 
 static void syscall_destroy(void *state)
@@ -74,5 +80,6 @@ const struct tb_bpf_unit tb_syscall_unit = {
     .name = "syscall",
     .events = TB_EV(TB_REC_SYS_ENTER) | TB_EV(TB_REC_SYS_EXIT),
     .load = syscall_load,
+    .attach = syscall_attach,
     .destroy = syscall_destroy,
 };
