@@ -491,6 +491,13 @@ static int ds_start(void *state)
     bo.filter = ds->filter.bpf;
     bo.rings.ring_bytes = ds->buffer_kb * 1024;
     bo.rings.drain_period_ms = ds->drain_ms;
+    /*
+     * START_OF_TRACE before any program is attached: it must precede the
+     * first event in the trace (all counters are still zero here).
+     */
+    pthread_mutex_lock(&ds->lock);
+    write_stats(ds, FS_PHASE_START);
+    pthread_mutex_unlock(&ds->lock);
     err = tb_bpf_probes_new(&bo, &ds->bpf);
     if (err)
         return err;
@@ -504,9 +511,6 @@ static int ds_start(void *state)
     err = tb_loop_add_timer(loop, ds->drain_ms, ds->drain_ms, on_timer, ds, &ds->timer);
     if (err)
         return err;
-    pthread_mutex_lock(&ds->lock);
-    write_stats(ds, FS_PHASE_START);
-    pthread_mutex_unlock(&ds->lock);
     tb_info("probes: linux.ftrace started: %zu events (%zu raw ftrace), %s sched encoding; "
             "filters: %zu pid(s), comm '%s', cgroup id %llu, %zu syscall(s)",
             ds->nr_events, ds->nr_raw, ds->compact ? "compact" : "typed", ds->filter.bpf.nr_tgids,
