@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -505,13 +506,65 @@ static void test_syscall_filter(void **state)
     assert_int_equal(loss.dropped, 0);
 }
 
+static uint64_t boot_ns(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_BOOTTIME, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/*
+ * All units start together: units are loaded first and attached in one
+ * tight loop, so no kind of record (sched_switch here, which used to lead
+ * by ~120 ms) predates the end of tb_bpf_probes_new() by more than the
+ * attach loop, and a fork right after start is seen.
+ */
+static void test_units_start_together(void **state)
+{
+    static const char *const ev[] = {"sched_switch", "sched_process_fork", "sys_enter"};
+    uint64_t first[TB_REC_TYPE_MAX] = {0}, t_before, t_after;
+    struct tb_bpf_loss loss;
+    struct recs r = {0};
+    struct tb_bpf_probes *p;
+    size_t off = 0;
+    pid_t kid;
+    int forks = 0;
+
+    NEED_KERNEL(state);
+    t_before = boot_ns();
+    p = start(ev, 3, NULL, NULL, &r);
+    t_after = boot_ns();
+    kid = fork();
+    if (kid == 0)
+        _exit(0);
+    assert_true(kid > 0);
+    waitpid(kid, NULL, 0);
+    usleep(100 * 1000);
+    stop(p, &loss);
+    for (const struct tb_rec_hdr *h; (h = next_rec(&r, &off));) {
+        if (h->type < TB_REC_TYPE_MAX && (!first[h->type] || h->ts < first[h->type]))
+            first[h->type] = h->ts;
+        if (h->type == TB_REC_PROC_FORK && ((const struct tb_proc_fork *)h)->child_pid == kid)
+            forks++;
+    }
+    fprintf(stderr, "start took %.1f ms; first switch %+.1f ms, first sys_enter %+.1f ms\n",
+            (t_after - t_before) / 1e6, ((double)first[TB_REC_SCHED_SWITCH] - t_after) / 1e6,
+            ((double)first[TB_REC_SYS_ENTER] - t_after) / 1e6);
+    assert_int_equal(forks, 1);
+    assert_true(first[TB_REC_SCHED_SWITCH] && first[TB_REC_SYS_ENTER]);
+    /* The attach loop takes a few ms; loading took ~100 ms a unit. */
+    assert_true(first[TB_REC_SCHED_SWITCH] + 20000000ull >= t_after);
+    assert_true(first[TB_REC_SYS_ENTER] + 20000000ull >= t_after);
+    free(r.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fork_rename_exec_exit),
-        cmocka_unit_test(test_pingpong_pairs),
-        cmocka_unit_test(test_comm_filter),
-        cmocka_unit_test(test_syscall_filter),
+        cmocka_unit_test(test_fork_rename_exec_exit), cmocka_unit_test(test_pingpong_pairs),
+        cmocka_unit_test(test_comm_filter),           cmocka_unit_test(test_syscall_filter),
+        cmocka_unit_test(test_units_start_together),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
