@@ -5,6 +5,13 @@
  * ftrace's trace_marker measured in the same run. Not run by ctest.
  *
  *   build/tests/lib_bench [iterations-per-thread]      (default 200000)
+ *   valgrind --tool=callgrind --toggle-collect='cg_*' lib_bench -c 100000
+ *
+ * -c N runs each operation N times on the main thread only, in the
+ * functions cg_slice/cg_instant/cg_counter/cg_clock, so callgrind's
+ * instruction count of each divided by N is a repeatable cost per event
+ * on a machine too busy for ns figures (under valgrind the clock read is
+ * a syscall: subtract cg_clock per clock read, two per slice).
  *
  * Enabled events go to the standalone recorder (a private pool large
  * enough that nothing is dropped; its file goes to /dev/null), which runs
@@ -102,6 +109,54 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* One warm-up event first: the sequence start and interning are one-off. */
+__attribute__((noinline)) static void cg_slice(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        TRACE_EVENT(on, "slice");
+    }
+}
+
+__attribute__((noinline)) static void cg_instant(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        TRACE_EVENT_INSTANT(on, "instant");
+}
+
+__attribute__((noinline)) static void cg_counter(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        TRACE_COUNTER(on, "counter", (int64_t)i);
+}
+
+__attribute__((noinline)) static void cg_clock(unsigned n)
+{
+    struct timespec ts;
+
+    for (unsigned i = 0; i < n; i++)
+        clock_gettime(CLOCK_BOOTTIME, &ts);
+}
+
+static int run_callgrind(unsigned n)
+{
+    TRACEBPF_OPTS(tracebpf_init_opts, o, .output = "/dev/null", .categories = "-bench.off",
+                  .buffer_size_kb = 256u * 1024);
+
+    if (tracebpf_init(&o)) {
+        fprintf(stderr, "lib_bench: tracebpf_init failed\n");
+        return 1;
+    }
+    cg_slice(1);
+    cg_instant(1);
+    cg_counter(1);
+    cg_slice(n);
+    cg_instant(n);
+    cg_counter(n);
+    cg_clock(n);
+    printf("ran %u of each: divide callgrind's cg_* inclusive counts by %u\n", n, n);
+    return 0;
+}
+
 /* Mean ns per operation per thread with @threads threads. */
 static double measure(enum op op, bool enabled, int threads, unsigned iters, int marker_fd)
 {
@@ -125,7 +180,7 @@ static double measure(enum op op, bool enabled, int threads, unsigned iters, int
 
 int main(int argc, char **argv)
 {
-    unsigned iters = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 200000;
+    unsigned iters;
     static const int nthreads[] = {1, 2, 4};
     TRACEBPF_OPTS(tracebpf_init_opts, o, .output = "/dev/null", .categories = "-bench.off",
                   .buffer_size_kb = 2u * 1024 * 1024);
@@ -133,6 +188,9 @@ int main(int argc, char **argv)
     char inst[128], marker[192];
     int marker_fd;
 
+    if (argc > 2 && !strcmp(argv[1], "-c"))
+        return run_callgrind((unsigned)strtoul(argv[2], NULL, 10));
+    iters = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 200000;
     /* A private ftrace instance: its own tracing_on and buffer, so the
      * marker writes really record and nobody else's tracing is touched. */
     snprintf(inst, sizeof(inst), "/sys/kernel/tracing/instances/lib_bench_%d", getpid());
