@@ -22,6 +22,7 @@ struct ds_inst {
     const struct tb_ds_ops *ops;
     void *state; /* NULL: refused at setup, or not created */
     uint64_t id;
+    uint64_t session; /* tracing_session_id from the config, 0 if none */
     bool started;
     /* Stopped, acked once stop_pending() is done: */
     struct tb_probes *p;
@@ -200,6 +201,7 @@ static void on_setup(struct tb_pc *pc, void *ctx, uint64_t id,
     }
     inst->ops = ops;
     inst->id = id;
+    inst->session = cfg->has_tracing_session_id ? cfg->tracing_session_id : 0;
     err = ops->create(p, id, cfg, &inst->state);
     if (err)
         inst->state = NULL; /* refused: logged by create(); stop acks at once */
@@ -207,12 +209,34 @@ static void on_setup(struct tb_pc *pc, void *ctx, uint64_t id,
     p->insts = inst;
 }
 
+static void start_inst(struct ds_inst *inst)
+{
+    int err;
+
+    if (!inst->state || inst->started)
+        return;
+    err = inst->ops->start(inst->state);
+    if (err) {
+        tb_err("probes: %s instance %llu did not start: %s", inst->ops->name,
+               (unsigned long long)inst->id, strerror(-err));
+        inst->ops->destroy(inst->state);
+        inst->state = NULL;
+        return;
+    }
+    inst->started = true;
+}
+
+/* The process_stats instances of @session, @started or set up only. */
+static bool session_proc(const struct ds_inst *i, uint64_t session)
+{
+    return i->ops == &tb_proc_ds_ops && i->state && session && i->session == session;
+}
+
 static void on_start(struct tb_pc *pc, void *ctx, uint64_t id,
                      const Perfetto__Protos__DataSourceConfig *cfg)
 {
     struct tb_probes *p = ctx;
-    struct ds_inst *inst = find_inst(p, id);
-    int err;
+    struct ds_inst *inst = find_inst(p, id), *i;
 
     if (!inst) {
         on_setup(pc, ctx, id, cfg);
@@ -220,15 +244,28 @@ static void on_start(struct tb_pc *pc, void *ctx, uint64_t id,
     }
     if (!inst || !inst->state || inst->started)
         return;
-    err = inst->ops->start(inst->state);
-    if (err) {
-        tb_err("probes: %s instance %llu did not start: %s", inst->ops->name,
-               (unsigned long long)id, strerror(-err));
-        inst->ops->destroy(inst->state);
-        inst->state = NULL;
+    if (inst->ops != &tb_ftrace_ds_ops) {
+        start_inst(inst);
         return;
     }
-    inst->started = true;
+    /*
+     * Scan, then arm: the service sets up every data source of a session
+     * before it starts any, so the session's process tree can be taken
+     * before the first kernel event exists; its own StartDataSource then
+     * finds it started. What is forked between the scan and the arming is
+     * picked up by tb_proc_ds_armed() right after.
+     */
+    for (i = p->insts; i; i = i->next) {
+        if (session_proc(i, inst->session))
+            start_inst(i);
+    }
+    start_inst(inst);
+    if (!inst->started)
+        return;
+    for (i = p->insts; i; i = i->next) {
+        if (session_proc(i, inst->session) && i->started)
+            tb_proc_ds_armed(i->state);
+    }
 }
 
 static uint64_t mono_ms(void)

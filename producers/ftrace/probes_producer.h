@@ -143,6 +143,14 @@ void tb_probes_thread_seen(struct tb_probes *p, pid_t tid, pid_t tgid, const cha
  */
 void tb_proc_ds_thread_seen(void *state, pid_t tid, pid_t tgid, const char *comm);
 
+/**
+ * tb_proc_ds_armed() - linux.ftrace of the same session has just armed its
+ * BPF programs: describe what appeared since this instance's first scan
+ * (once; later calls do nothing). @state: a started instance's state.
+ * Context: the loop's thread.
+ */
+void tb_proc_ds_armed(void *state);
+
 /* tb_probes_threads_flush() - describe the threads seen since the last call. */
 void tb_probes_threads_flush(struct tb_probes *p);
 

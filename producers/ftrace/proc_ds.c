@@ -4,10 +4,21 @@
  * (10 s by default, so a trace whose ring wrapped still names its threads),
  * plus the threads the kernel data shows being forked, renamed or exec'd,
  * described as soon as the drain that saw them ends.
+ *
+ * Order with linux.ftrace in the same session: the producer starts this
+ * source (first scan) before the BPF programs are armed, then calls
+ * tb_proc_ds_armed(), which describes whatever appeared in between. From
+ * then on a new task shows up in the kernel data (fork, exec, rename) and
+ * reaches tb_proc_ds_thread_seen(); a thread whose process was never
+ * described brings its whole process along.
+ *
+ * Every process, and every thread in another cgroup than its process,
+ * carries its cgroup v2 path in the tracebpf_cgroup extension (10000).
  */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +44,8 @@
 #define TH_NAME         2
 #define TH_TGID         3
 #define TH_NSTID        4
+/* Our extension on Process and Thread (process_tree.proto says why 10000). */
+#define PT_TB_CGROUP 10000
 
 #define DEFAULT_POLL_MS  10000u
 #define PROCS_PER_PACKET 64u
@@ -45,6 +58,12 @@ struct seen {
     char comm[16];
 };
 
+/* A sorted set of pids, so a lookup in a system's worth stays cheap. */
+struct pidset {
+    pid_t *v;
+    size_t n, cap;
+};
+
 struct proc_ds {
     struct tb_probes *p;
     struct tb_probes_writer w;
@@ -53,7 +72,88 @@ struct proc_ds {
     uint64_t timer;
     struct seen *seen;
     size_t nr_seen;
+    struct pidset procs;     /* tgids described so far */
+    struct pidset scan_tids; /* every tid of the first scan, until armed */
+    bool first_scan_done;
+    bool armed;
 };
+
+static size_t pidset_pos(const struct pidset *s, pid_t pid)
+{
+    size_t lo = 0, hi = s->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (s->v[mid] < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static bool pidset_has(const struct pidset *s, pid_t pid)
+{
+    size_t i = pidset_pos(s, pid);
+
+    return i < s->n && s->v[i] == pid;
+}
+
+/* On ENOMEM the pid is just not remembered: it may be described twice. */
+static void pidset_add(struct pidset *s, pid_t pid)
+{
+    size_t i = pidset_pos(s, pid);
+
+    if (i < s->n && s->v[i] == pid)
+        return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 256;
+        pid_t *v = realloc(s->v, cap * sizeof(*v));
+
+        if (!v)
+            return;
+        s->v = v;
+        s->cap = cap;
+    }
+    memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof(*s->v));
+    s->v[i] = pid;
+    s->n++;
+}
+
+static void pidset_free(struct pidset *s)
+{
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+/*
+ * The cgroup v2 path of /proc/@pid (or of its thread @tid when non-zero),
+ * as the "0::" line of its cgroup file shows it. Empty when there is none
+ * (cgroup v1 only, or the task is gone).
+ */
+static void read_cgroup(pid_t pid, pid_t tid, char *out, size_t len)
+{
+    char path[96], line[4096];
+    FILE *f;
+
+    out[0] = '\0';
+    if (tid)
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/cgroup", pid, tid);
+    else
+        snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+    f = fopen(path, "re");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "0::", 3)) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(out, len, "%s", line + 3);
+            break;
+        }
+    }
+    fclose(f);
+}
 
 /* What /proc/<pid>/status says about one task. */
 struct status {
@@ -127,9 +227,14 @@ static bool append_cmdline(struct tb_pbw *pbw, pid_t pid)
     return n > 0;
 }
 
+/*
+ * @pcg: the cgroup of the thread's process, NULL when the thread is gone
+ * (then no cgroup is written).
+ */
 static void append_thread(struct tb_pbw *pbw, pid_t tid, pid_t tgid, const char *name,
-                          const struct status *st)
+                          const struct status *st, const char *pcg)
 {
+    char cg[PATH_MAX];
     int i;
 
     tb_pbw_begin_nested(pbw, PT_THREADS);
@@ -140,13 +245,23 @@ static void append_thread(struct tb_pbw *pbw, pid_t tid, pid_t tgid, const char 
         tb_pbw_append_varint(pbw, TH_TGID, (uint64_t)tgid);
     for (i = 1; st && i < st->nr_ns; i++)
         tb_pbw_append_int(pbw, TH_NSTID, st->ns[i]);
+    if (pcg && tgid) {
+        /* Only a threaded cgroup puts a thread apart from its process. */
+        read_cgroup(tgid, tid, cg, sizeof(cg));
+        if (cg[0] && strcmp(cg, pcg))
+            tb_pbw_append_string(pbw, PT_TB_CGROUP, cg);
+    }
     tb_pbw_end_nested(pbw);
 }
 
-/* One process and all its threads. Return: 0, or -ENOENT when it is gone. */
-static int append_process(struct tb_pbw *pbw, pid_t pid)
+/*
+ * One process and all its threads, remembered in @ds->procs (and, during the
+ * first scan, every tid in @ds->scan_tids). Return: 0, or -ENOENT when it
+ * is gone.
+ */
+static int append_process(struct proc_ds *ds, struct tb_pbw *pbw, pid_t pid)
 {
-    char path[64];
+    char path[64], cg[PATH_MAX];
     struct status st, tst;
     struct dirent *de;
     DIR *d;
@@ -172,7 +287,11 @@ static int append_process(struct tb_pbw *pbw, pid_t pid)
         tb_pbw_append_varint(pbw, PR_UID, (uint64_t)st.uid);
     for (i = 1; i < st.nr_ns; i++)
         tb_pbw_append_int(pbw, PR_NSPID, st.ns[i]);
+    read_cgroup(pid, 0, cg, sizeof(cg));
+    if (cg[0])
+        tb_pbw_append_string(pbw, PT_TB_CGROUP, cg);
     tb_pbw_end_nested(pbw);
+    pidset_add(&ds->procs, pid);
 
     snprintf(path, sizeof(path), "/proc/%d/task", pid);
     d = opendir(path);
@@ -188,7 +307,9 @@ static int append_process(struct tb_pbw *pbw, pid_t pid)
         snprintf(tpath, sizeof(tpath), "/proc/%d/task/%d/status", pid, tid);
         if (read_status(tpath, &tst))
             continue;
-        append_thread(pbw, tid, pid, tst.name, &tst);
+        append_thread(pbw, tid, pid, tst.name, &tst, cg);
+        if (!ds->first_scan_done)
+            pidset_add(&ds->scan_tids, tid);
     }
     closedir(d);
     return 0;
@@ -220,7 +341,7 @@ static void dump_all(struct proc_ds *ds)
             pbw = tb_probes_begin_packet(&ds->w);
             tb_pbw_begin_nested(pbw, TB_PKT_PROCESS_TREE);
         }
-        if (append_process(pbw, atoi(de->d_name)))
+        if (append_process(ds, pbw, atoi(de->d_name)))
             continue;
         if (++n % PROCS_PER_PACKET == 0) {
             end_tree(ds, pbw);
@@ -230,6 +351,81 @@ static void dump_all(struct proc_ds *ds)
     closedir(d);
     if (pbw)
         end_tree(ds, pbw);
+    ds->first_scan_done = true;
+}
+
+/*
+ * The threads of process @pid that the first scan did not see (created
+ * between the scan and the arming of the BPF programs).
+ */
+static void append_new_threads(struct proc_ds *ds, struct tb_pbw *pbw, pid_t pid)
+{
+    char path[96], cg[PATH_MAX];
+    struct status st;
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    d = opendir(path);
+    if (!d)
+        return;
+    cg[0] = '\0';
+    while ((de = readdir(d))) {
+        pid_t tid;
+
+        if (!isdigit((unsigned char)de->d_name[0]))
+            continue;
+        tid = atoi(de->d_name);
+        if (pidset_has(&ds->scan_tids, tid))
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+        if (read_status(path, &st))
+            continue;
+        if (!cg[0])
+            read_cgroup(pid, 0, cg, sizeof(cg));
+        append_thread(pbw, tid, pid, st.name, &st, cg);
+    }
+    closedir(d);
+}
+
+void tb_proc_ds_armed(void *state)
+{
+    struct proc_ds *ds = state;
+    struct tb_pbw *pbw;
+    struct dirent *de;
+    DIR *d;
+
+    if (ds->armed || !ds->first_scan_done)
+        return;
+    ds->armed = true;
+    /*
+     * Whatever was forked between the first scan and now left no fork
+     * event in the trace: describe it from /proc. What is forked from now
+     * on comes through the kernel data.
+     */
+    d = opendir("/proc");
+    if (!d) {
+        tb_err("probes: process_stats cannot list /proc: %s", strerror(errno));
+        goto out;
+    }
+    pbw = tb_probes_begin_packet(&ds->w);
+    tb_pbw_begin_nested(pbw, TB_PKT_PROCESS_TREE);
+    while ((de = readdir(d))) {
+        pid_t pid;
+
+        if (!isdigit((unsigned char)de->d_name[0]))
+            continue;
+        pid = atoi(de->d_name);
+        if (!pidset_has(&ds->procs, pid))
+            append_process(ds, pbw, pid);
+        else
+            append_new_threads(ds, pbw, pid);
+    }
+    closedir(d);
+    end_tree(ds, pbw);
+    tb_probes_writer_flush(&ds->w);
+out:
+    pidset_free(&ds->scan_tids);
 }
 
 static void on_poll(void *ctx)
@@ -253,9 +449,9 @@ void tb_proc_ds_thread_seen(void *state, pid_t tid, pid_t tgid, const char *comm
 void tb_proc_ds_flush_seen(void *state)
 {
     struct proc_ds *ds = state;
+    char path[64], cg[PATH_MAX];
     struct tb_pbw *pbw;
     struct status st;
-    char path[64];
     size_t i, j;
 
     if (!ds->nr_seen)
@@ -273,13 +469,16 @@ void tb_proc_ds_flush_seen(void *state)
             continue;
         snprintf(path, sizeof(path), "/proc/%d/status", s->tid);
         if (!read_status(path, &st)) {
-            if (st.tgid == s->tid)
-                append_process(pbw, s->tid);
-            else
-                append_thread(pbw, s->tid, st.tgid, st.name, &st);
+            if (st.tgid == s->tid || !pidset_has(&ds->procs, st.tgid)) {
+                /* A thread of a process never described brings it along. */
+                append_process(ds, pbw, st.tgid);
+            } else {
+                read_cgroup(st.tgid, 0, cg, sizeof(cg));
+                append_thread(pbw, s->tid, st.tgid, st.name, &st, cg);
+            }
         } else if (s->tgid || s->comm[0]) {
             /* Already gone: what the kernel event told us is all there is. */
-            append_thread(pbw, s->tid, s->tgid, s->comm, NULL);
+            append_thread(pbw, s->tid, s->tgid, s->comm, NULL, NULL);
         }
     }
     ds->nr_seen = 0;
@@ -295,6 +494,8 @@ static void ds_destroy(void *state)
     if (ds->timer)
         tb_loop_cancel_timer(tb_probes_loop(ds->p), ds->timer);
     tb_probes_writer_close(&ds->w);
+    pidset_free(&ds->procs);
+    pidset_free(&ds->scan_tids);
     free(ds->seen);
     free(ds);
 }
