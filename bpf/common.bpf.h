@@ -156,4 +156,62 @@ static __always_inline void tb_submit(struct tb_slot *s)
     bpf_ringbuf_submit(s->rec, flags);
 }
 
+/*
+ * The hot units (sched, irq, syscall) build their record on the stack and
+ * hand it over with one bpf_ringbuf_output() call instead of
+ * reserve + submit + query. On this kernel every helper call costs a return
+ * through the SRSO "safe RET" thunk, so the count of calls, not the bytes
+ * moved, is what a record costs: they also read task fields directly (tp_btf
+ * arguments are trusted BTF pointers) rather than through probe reads.
+ */
+
+/* How often (in records per CPU) the ring's fill level is checked. */
+#define TB_QUERY_EVERY 64
+
+/*
+ * tb_hdr() - fill @h for a record of @type by task @pid on this CPU.
+ * Return: false if user space did not ask for @type (nothing is counted).
+ */
+static __always_inline bool tb_hdr(struct tb_rec_hdr *h, __u16 type, __u32 pid)
+{
+    if (!(tb_events & (1u << type)))
+        return false;
+    h->ts = bpf_ktime_get_boot_ns();
+    h->type = type;
+    h->cpu = bpf_get_smp_processor_id();
+    h->pid = pid;
+    return true;
+}
+
+/*
+ * tb_output() - copy the @size byte record at @rec into its CPU's ring,
+ * counting the attempt in total and a failure in dropped, waking the reader
+ * only when the ring is half full (checked every TB_QUERY_EVERY records).
+ */
+static __always_inline void tb_output(void *rec, __u32 size)
+{
+    const struct tb_rec_hdr *h = rec;
+    __u32 zero = 0, idx = h->cpu / (tb_cpus_per_ring ? tb_cpus_per_ring : 1);
+    struct tb_bpf_stats *st = bpf_map_lookup_elem(&tb_stats, &zero);
+    __u64 flags = BPF_RB_NO_WAKEUP, n = 0;
+    void *ring;
+
+    if (st)
+        n = __sync_fetch_and_add(&st->total, 1);
+    ring = bpf_map_lookup_elem(&tb_rings, &idx);
+    if (ring && !(n % TB_QUERY_EVERY) &&
+        bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= tb_wakeup_bytes)
+        flags = BPF_RB_FORCE_WAKEUP;
+    if (!ring || bpf_ringbuf_output(ring, rec, size, flags)) {
+        if (st)
+            __sync_fetch_and_add(&st->dropped, 1);
+    }
+}
+
+/* tb_current() - the running task, as a trusted pointer for direct reads. */
+static __always_inline struct task_struct *tb_current(void)
+{
+    return bpf_get_current_task_btf();
+}
+
 #endif /* TB_BPF_COMMON_BPF_H */

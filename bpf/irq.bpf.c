@@ -9,51 +9,45 @@
 SEC("tp_btf/irq_handler_entry")
 int BPF_PROG(tb_irq_entry, int irq, struct irqaction *action)
 {
-    struct tb_irq_entry *r;
-    struct tb_slot s;
+    struct tb_irq_entry r;
 
     if (!tb_current_allowed())
         return 0;
-    if (!tb_reserve(&s, sizeof(*r), TB_REC_IRQ_ENTRY))
+    if (!tb_hdr(&r.hdr, TB_REC_IRQ_ENTRY, tb_current()->pid))
         return 0;
-    r = s.rec;
-    r->irq = irq;
-    r->pad = 0;
-    bpf_probe_read_kernel_str(r->name, sizeof(r->name), BPF_CORE_READ(action, name));
-    tb_submit(&s);
+    r.irq = irq;
+    r.pad = 0;
+    bpf_probe_read_kernel_str(r.name, sizeof(r.name), action->name);
+    tb_output(&r, sizeof(r));
     return 0;
 }
 
 SEC("tp_btf/irq_handler_exit")
 int BPF_PROG(tb_irq_exit, int irq, struct irqaction *action, int ret)
 {
-    struct tb_irq_exit *r;
-    struct tb_slot s;
+    struct tb_irq_exit r;
 
     if (!tb_current_allowed())
         return 0;
-    if (!tb_reserve(&s, sizeof(*r), TB_REC_IRQ_EXIT))
+    if (!tb_hdr(&r.hdr, TB_REC_IRQ_EXIT, tb_current()->pid))
         return 0;
-    r = s.rec;
-    r->irq = irq;
-    r->ret = ret;
-    tb_submit(&s);
+    r.irq = irq;
+    r.ret = ret;
+    tb_output(&r, sizeof(r));
     return 0;
 }
 
 static __always_inline int tb_emit_softirq(unsigned int vec, __u16 type)
 {
-    struct tb_softirq *r;
-    struct tb_slot s;
+    struct tb_softirq r;
 
     if (!tb_current_allowed())
         return 0;
-    if (!tb_reserve(&s, sizeof(*r), type))
+    if (!tb_hdr(&r.hdr, type, tb_current()->pid))
         return 0;
-    r = s.rec;
-    r->vec = vec;
-    r->pad = 0;
-    tb_submit(&s);
+    r.vec = vec;
+    r.pad = 0;
+    tb_output(&r, sizeof(r));
     return 0;
 }
 

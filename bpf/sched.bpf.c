@@ -12,22 +12,21 @@
 static __always_inline int tb_emit_switch(bool preempt, struct task_struct *prev,
                                           struct task_struct *next, unsigned int state)
 {
-    struct tb_sched_switch *r;
-    struct tb_slot s;
+    struct tb_sched_switch r;
 
     if (!tb_task_allowed(prev) && !tb_task_allowed(next))
         return 0;
-    if (!tb_reserve(&s, sizeof(*r), TB_REC_SCHED_SWITCH))
+    /* prev is the task running when the event fires: the header's pid. */
+    if (!tb_hdr(&r.hdr, TB_REC_SCHED_SWITCH, prev->pid))
         return 0;
-    r = s.rec;
-    r->prev_state = tb_sched_report_state(preempt, state, BPF_CORE_READ(prev, exit_state));
-    r->prev_pid = BPF_CORE_READ(prev, pid);
-    r->prev_prio = BPF_CORE_READ(prev, prio);
-    r->next_pid = BPF_CORE_READ(next, pid);
-    r->next_prio = BPF_CORE_READ(next, prio);
-    BPF_CORE_READ_STR_INTO(&r->prev_comm, prev, comm);
-    BPF_CORE_READ_STR_INTO(&r->next_comm, next, comm);
-    tb_submit(&s);
+    r.prev_state = tb_sched_report_state(preempt, state, prev->exit_state);
+    r.prev_pid = prev->pid;
+    r.prev_prio = prev->prio;
+    r.next_pid = next->pid;
+    r.next_prio = next->prio;
+    __builtin_memcpy(r.prev_comm, prev->comm, TB_COMM_LEN);
+    __builtin_memcpy(r.next_comm, next->comm, TB_COMM_LEN);
+    tb_output(&r, sizeof(r));
     return 0;
 }
 
@@ -42,7 +41,7 @@ int BPF_PROG(tb_sched_switch, bool preempt, struct task_struct *prev, struct tas
 SEC("tp_btf/sched_switch")
 int BPF_PROG(tb_sched_switch_old, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-    return tb_emit_switch(preempt, prev, next, BPF_CORE_READ(prev, __state));
+    return tb_emit_switch(preempt, prev, next, prev->__state);
 }
 
 /* 5.16..6.x kept the cpu in task_struct; other kernels in thread_info. */
@@ -55,26 +54,24 @@ static __always_inline __s32 tb_task_cpu(struct task_struct *p)
     struct task_struct___tb_cpu *alt = (void *)p;
 
     if (bpf_core_field_exists(alt->cpu))
-        return BPF_CORE_READ(alt, cpu);
-    return BPF_CORE_READ(p, thread_info.cpu);
+        return alt->cpu;
+    return p->thread_info.cpu;
 }
 
 static __always_inline int tb_emit_wake(struct task_struct *p, __u16 type)
 {
-    struct tb_sched_wake *r;
-    struct tb_slot s;
+    struct tb_sched_wake r;
 
     if (!tb_task_allowed(p))
         return 0;
-    if (!tb_reserve(&s, sizeof(*r), type))
+    if (!tb_hdr(&r.hdr, type, tb_current()->pid))
         return 0;
-    r = s.rec;
-    r->pid = BPF_CORE_READ(p, pid);
-    r->prio = BPF_CORE_READ(p, prio);
-    r->target_cpu = tb_task_cpu(p);
-    r->success = 1;
-    BPF_CORE_READ_STR_INTO(&r->comm, p, comm);
-    tb_submit(&s);
+    r.pid = p->pid;
+    r.prio = p->prio;
+    r.target_cpu = tb_task_cpu(p);
+    r.success = 1;
+    __builtin_memcpy(r.comm, p->comm, TB_COMM_LEN);
+    tb_output(&r, sizeof(r));
     return 0;
 }
 

@@ -8,14 +8,34 @@
 
 /* libbpf 1.1 has no PT_REGS_PARM6_CORE_SYSCALL; the register is per arch. */
 #if defined(__TARGET_ARCH_x86)
-#define TB_SYSCALL_ARG6(regs) BPF_CORE_READ(regs, r9)
-#define TB_SYSCALL_NR(regs)   BPF_CORE_READ(regs, orig_ax)
-#elif defined(__TARGET_ARCH_arm64)
+/* Direct reads: the tracepoint's regs is a trusted BTF pointer. */
+#define TB_SYSCALL_ARGS(r, regs)   \
+    do {                           \
+        (r).args[0] = (regs)->di;  \
+        (r).args[1] = (regs)->si;  \
+        (r).args[2] = (regs)->dx;  \
+        (r).args[3] = (regs)->r10; \
+        (r).args[4] = (regs)->r8;  \
+        (r).args[5] = (regs)->r9;  \
+    } while (0)
+#define TB_SYSCALL_NR(regs) ((regs)->orig_ax)
+#else
+#if defined(__TARGET_ARCH_arm64)
 #define TB_SYSCALL_ARG6(regs) BPF_CORE_READ((struct user_pt_regs *)(regs), regs[5])
 #define TB_SYSCALL_NR(regs)   BPF_CORE_READ(regs, syscallno)
 #else
 #define TB_SYSCALL_ARG6(regs) 0
 #define TB_SYSCALL_NR(regs)   -1
+#endif
+#define TB_SYSCALL_ARGS(r, regs)                        \
+    do {                                                \
+        (r).args[0] = PT_REGS_PARM1_CORE_SYSCALL(regs); \
+        (r).args[1] = PT_REGS_PARM2_CORE_SYSCALL(regs); \
+        (r).args[2] = PT_REGS_PARM3_CORE_SYSCALL(regs); \
+        (r).args[3] = PT_REGS_PARM4_CORE_SYSCALL(regs); \
+        (r).args[4] = PT_REGS_PARM5_CORE_SYSCALL(regs); \
+        (r).args[5] = TB_SYSCALL_ARG6(regs);            \
+    } while (0)
 #endif
 
 const volatile bool tb_filter_syscalls = false;
@@ -33,22 +53,15 @@ static __always_inline bool tb_syscall_allowed(long id)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(tb_sys_enter, struct pt_regs *regs, long id)
 {
-    struct tb_sys_enter *r;
-    struct tb_slot s;
+    struct tb_sys_enter r;
 
     if (!tb_syscall_allowed(id) || !tb_current_allowed())
         return 0;
-    if (!tb_reserve(&s, sizeof(*r), TB_REC_SYS_ENTER))
+    if (!tb_hdr(&r.hdr, TB_REC_SYS_ENTER, tb_current()->pid))
         return 0;
-    r = s.rec;
-    r->id = id;
-    r->args[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
-    r->args[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
-    r->args[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
-    r->args[3] = PT_REGS_PARM4_CORE_SYSCALL(regs);
-    r->args[4] = PT_REGS_PARM5_CORE_SYSCALL(regs);
-    r->args[5] = TB_SYSCALL_ARG6(regs);
-    tb_submit(&s);
+    r.id = id;
+    TB_SYSCALL_ARGS(r, regs);
+    tb_output(&r, sizeof(r));
     return 0;
 }
 
@@ -56,16 +69,14 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(tb_sys_exit, struct pt_regs *regs, long ret)
 {
     long id = TB_SYSCALL_NR(regs);
-    struct tb_sys_exit *r;
-    struct tb_slot s;
+    struct tb_sys_exit r;
 
     if (!tb_syscall_allowed(id) || !tb_current_allowed())
         return 0;
-    if (!tb_reserve(&s, sizeof(*r), TB_REC_SYS_EXIT))
+    if (!tb_hdr(&r.hdr, TB_REC_SYS_EXIT, tb_current()->pid))
         return 0;
-    r = s.rec;
-    r->id = id;
-    r->ret = ret;
-    tb_submit(&s);
+    r.id = id;
+    r.ret = ret;
+    tb_output(&r, sizeof(r));
     return 0;
 }

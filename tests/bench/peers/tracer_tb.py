@@ -1,6 +1,7 @@
 """tracer_tb.py - the traced-bpf driver for the kernel table.
 
-Runs `tracebpf record -e sched/... -o FILE` the way a user would: with no
+Runs `tracebpf record -c CONFIG --txt -o FILE` (the scheduler events in the
+compact sched form) the way a user would: with no
 daemon running it records through its embedded service and kernel producer
 (traced-bpf-probes, found in PATH; scripts/bench.sh puts the build's
 directories there). The command prints nothing when recording starts, so
@@ -22,6 +23,22 @@ import time
 from tracers import READY_TIMEOUT_S, TRACEPOINTS, Tracer, TracerError, count_ftrace_text
 
 SETTLE_S = 0.3
+
+COMPACT_CONFIG = """buffers {{
+  size_kb: 65536
+  fill_policy: RING_BUFFER
+}}
+data_sources {{
+  config {{
+    name: "linux.ftrace"
+    ftrace_config {{
+{events}      compact_sched {{
+        enabled: true
+      }}
+    }}
+  }}
+}}
+"""
 
 
 def tree_pids(root):
@@ -86,9 +103,14 @@ class TracedBpf(Tracer):
         return None
 
     def start(self):
-        argv = ["tracebpf", "record", "-t", "1h", "-o", self.out]
-        for tp in TRACEPOINTS:
-            argv += ["-e", "sched/" + tp]
+        # The same events as the other tracers, in the compact sched form
+        # (what `tracebpf record sched` and Perfetto's UI use): a text config,
+        # because -e alone gives the typed form.
+        cfg = self.out + ".pbtxt"
+        with open(cfg, "w") as f:
+            f.write(COMPACT_CONFIG.format(
+                events="".join(f'      ftrace_events: "sched/{tp}"\n' for tp in TRACEPOINTS)))
+        argv = ["tracebpf", "record", "-c", cfg, "--txt", "-t", "1h", "-o", self.out]
         self._spawn(argv, "record.out")
         deadline = time.monotonic() + READY_TIMEOUT_S
         seen = set()
