@@ -36,11 +36,11 @@ struct json_export {
     struct tb_seqs seqs;
     struct tb_idmap cpu_slices; /* cpu -> struct cpu_slice */
     struct tb_idmap flows;      /* flow id -> (void *)1 once started */
+    struct tb_idmap cgroups;    /* pid -> its last labelled cgroup (malloc'd) */
 };
 
-static void json_str(FILE *out, const char *s)
+static void json_body(FILE *out, const char *s)
 {
-    fputc('"', out);
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
 
@@ -51,6 +51,12 @@ static void json_str(FILE *out, const char *s)
         else
             fputc(c, out);
     }
+}
+
+static void json_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    json_body(out, s);
     fputc('"', out);
 }
 
@@ -70,6 +76,36 @@ static void metadata(struct json_export *x, const char *what, int32_t pid, int32
     fprintf(x->out, ",\"name\":\"%s\",\"args\":{\"name\":", what);
     json_str(x->out, name);
     fputs("}}", x->out);
+}
+
+/*
+ * A process's cgroup (ProcessTree.Process.tracebpf_cgroup, our extension)
+ * as a Chrome "process_labels" metadata event, which the Perfetto UI shows
+ * beside the process name. Once per pid and cgroup: the tree is re-sent
+ * periodically.
+ */
+static void cgroup_labels(struct json_export *x, const Perfetto__Protos__ProcessTree *pt)
+{
+    size_t i;
+
+    for (i = 0; i < pt->n_processes; i++) {
+        const Perfetto__Protos__ProcessTree__Process *pr = pt->processes[i];
+        const char *old;
+        char *label;
+
+        if (!pr->has_pid || !pr->tracebpf_cgroup || !pr->tracebpf_cgroup[0])
+            continue;
+        old = tb_idmap_get(&x->cgroups, (uint32_t)pr->pid);
+        if (old && !strcmp(old, pr->tracebpf_cgroup))
+            continue;
+        label = strdup(pr->tracebpf_cgroup);
+        if (label)
+            tb_idmap_put(&x->cgroups, (uint32_t)pr->pid, label); /* else: a repeat follows */
+        begin_event(x, 'M', 0, pr->pid, pr->pid);
+        fputs(",\"name\":\"process_labels\",\"args\":{\"labels\":\"cgroup:", x->out);
+        json_body(x->out, pr->tracebpf_cgroup);
+        fputs("\"}}", x->out);
+    }
 }
 
 static void debug_args(struct json_export *x, const Perfetto__Protos__TrackEvent *te)
@@ -265,6 +301,8 @@ static void names_from(struct json_export *x, const Perfetto__Protos__TracePacke
 {
     const Perfetto__Protos__TrackDescriptor *d = p->track_descriptor;
 
+    if (p->data_case == PERFETTO__PROTOS__TRACE_PACKET__DATA_PROCESS_TREE)
+        cgroup_labels(x, p->process_tree);
     if (p->data_case != PERFETTO__PROTOS__TRACE_PACKET__DATA_TRACK_DESCRIPTOR)
         return;
     if (d->process && d->process->has_pid && d->process->process_name)
@@ -285,6 +323,7 @@ int tb_export_json(struct tb_trace_reader *r, FILE *out, bool sched)
     tb_seqs_init(&x.seqs);
     tb_idmap_init(&x.cpu_slices, free);
     tb_idmap_init(&x.flows, NULL);
+    tb_idmap_init(&x.cgroups, free);
     fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", out);
     if (sched)
         metadata(&x, "process_name", 0, 0, "CPU scheduling");
@@ -304,6 +343,7 @@ int tb_export_json(struct tb_trace_reader *r, FILE *out, bool sched)
         err = -EIO;
     tb_idmap_clear(&x.cpu_slices);
     tb_idmap_clear(&x.flows);
+    tb_idmap_clear(&x.cgroups);
     tb_tasks_free(&x.tasks);
     tb_seqs_free(&x.seqs);
     return err;

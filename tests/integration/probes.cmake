@@ -27,3 +27,14 @@ if(TARGET traced-bpf AND TARGET traced-bpf-probes)
   add_dependencies(probes_filter_test traced-bpf traced-bpf-probes)
   set_tests_properties(probes_filter_test PROPERTIES RESOURCE_LOCK kernel)
 endif()
+
+# linux.process_stats with linux.ftrace end to end: the first process-tree
+# scan precedes the first kernel event, children forked during the start
+# are all named, the cgroup v2 path is in every process entry and in the
+# JSON export's process labels.
+if(TARGET traced-bpf AND TARGET traced-bpf-probes AND TARGET tracebpf_cli)
+  tb_unit_test(NAME probes_proc_test SOURCES integration/probes_proc_test.c
+               LIBS tb_common LABELS integration TIMEOUT 120)
+  add_dependencies(probes_proc_test traced-bpf traced-bpf-probes tracebpf_cli)
+  set_tests_properties(probes_proc_test PROPERTIES RESOURCE_LOCK kernel)
+endif()
