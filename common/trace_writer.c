@@ -23,39 +23,10 @@
 #define DROP_WRITER_ABORT 128u
 
 /* A nested size slot moved out of a returned chunk. */
-struct tw_patch {
+struct tb_tw_patch {
     uint32_t chunk_id;
     uint32_t offset; /* from the chunk payload start */
     uint8_t data[TB_SHM_PATCH_SIZE];
-};
-
-struct tb_tw {
-    struct tb_pbw pbw;
-    struct tb_tw_opts o;
-    struct tb_shm_chunk chunk; /* valid while has_chunk */
-    uint8_t *chunk_end;
-    /*
-     * Where the next record starts; while a packet is open, the size prefix
-     * of its open fragment, whose bytes follow at frag_start().
-     */
-    uint8_t *wp;
-    uint32_t next_chunk_id; /* the owned chunk's id is one less */
-    uint32_t drop_mark;     /* previous_packet_dropped bits owed */
-    uint16_t count;
-    uint8_t flags;
-    bool has_chunk;
-    bool inflated; /* count includes a record not started yet */
-    bool in_packet;
-    bool dropping;   /* the open packet is being discarded */
-    bool fragmented; /* the open packet left at least one chunk behind */
-    /*
-     * Sizes left behind in returned chunks, for the open packet. Each open
-     * slot moves at most once, but a packet whose successive nested fields
-     * each cross a chunk end leaves one per crossing, so this grows.
-     */
-    struct tw_patch *patches;
-    uint32_t npatch, cap_patch;
-    struct tb_tw_stats st;
 };
 
 static uint8_t *frag_start(const struct tb_tw *tw)
@@ -172,7 +143,7 @@ static void send_patches(struct tb_tw *tw)
 /* Growing the patch array: open slots that live in the old one follow. */
 static uint8_t *rebase_slot(void *ctx, uint8_t *slot)
 {
-    struct tw_patch **arr = ctx;
+    struct tb_tw_patch **arr = ctx;
 
     return (uint8_t *)arr[1] + (slot - (uint8_t *)arr[0]);
 }
@@ -181,7 +152,7 @@ static uint8_t *rebase_slot(void *ctx, uint8_t *slot)
 static int reserve_patches(struct tb_tw *tw)
 {
     uint32_t need = tw->npatch + TB_PBW_MAX_DEPTH, cap = tw->cap_patch ? tw->cap_patch : need;
-    struct tw_patch *arr[2];
+    struct tb_tw_patch *arr[2];
 
     if (need <= tw->cap_patch)
         return 0;
@@ -205,7 +176,7 @@ static int reserve_patches(struct tb_tw *tw)
 static uint8_t *relocate_slot(void *ctx, uint8_t *slot)
 {
     struct tb_tw *tw = ctx;
-    struct tw_patch *p;
+    struct tb_tw_patch *p;
 
     if (tw->npatch >= tw->cap_patch)
         return NULL;

@@ -115,7 +115,41 @@ struct tb_tw_stats {
     uint64_t bytes_written;   /* packet payload bytes that made it */
 };
 
-struct tb_tw;
+struct tb_tw_patch;
+
+/*
+ * struct tb_tw - one TraceWriter. Private to trace_writer.c: the layout is
+ * in this header only so tb_tw_fast_begin()/tb_tw_fast_commit() can be
+ * inlined into an encoder's hot path. Do not touch the fields.
+ */
+struct tb_tw {
+    struct tb_pbw pbw;
+    struct tb_tw_opts o;
+    struct tb_shm_chunk chunk; /* valid while has_chunk */
+    uint8_t *chunk_end;
+    /*
+     * Where the next record starts; while a packet is open, the size prefix
+     * of its open fragment, whose bytes follow at frag_start().
+     */
+    uint8_t *wp;
+    uint32_t next_chunk_id; /* the owned chunk's id is one less */
+    uint32_t drop_mark;     /* previous_packet_dropped bits owed */
+    uint16_t count;
+    uint8_t flags;
+    bool has_chunk;
+    bool inflated; /* count includes a record not started yet */
+    bool in_packet;
+    bool dropping;   /* the open packet is being discarded */
+    bool fragmented; /* the open packet left at least one chunk behind */
+    /*
+     * Sizes left behind in returned chunks, for the open packet. Each open
+     * slot moves at most once, but a packet whose successive nested fields
+     * each cross a chunk end leaves one per crossing, so this grows.
+     */
+    struct tb_tw_patch *patches;
+    uint32_t npatch, cap_patch;
+    struct tb_tw_stats st;
+};
 
 /*
  * tb_tw_create() - a TraceWriter with no chunk yet (taken on first use).
@@ -172,5 +206,63 @@ uint16_t tb_tw_writer_id(const struct tb_tw *tw);
 
 /* tb_tw_next_chunk_id() - chunk_id the writer will use for its next chunk. */
 uint32_t tb_tw_next_chunk_id(const struct tb_tw *tw);
+
+/* Largest packet tb_tw_fast_begin() makes room for (1-byte size prefix). */
+#define TB_TW_FAST_MAX 96u
+
+/*
+ * tb_tw_fast_begin() - room for one whole small packet in the owned chunk,
+ * for encoders that write a packet's bytes directly (no tb_pbw, no nested
+ * bookkeeping). Finish with tb_tw_fast_commit(); nothing else may run on
+ * @tw in between.
+ * Return: where the packet's first byte goes (TB_TW_FAST_MAX bytes are
+ * free there), or NULL when the general path must be taken: no chunk, a
+ * packet open, the chunk's packet count or room exhausted, a drop mark
+ * owed, or no_shrink set.
+ * Context: owning thread; no lock, syscall or allocation.
+ */
+static inline uint8_t *tb_tw_fast_begin(struct tb_tw *tw)
+{
+    if (__builtin_expect(!tw->has_chunk || tw->in_packet || tw->o.no_shrink, 0))
+        return NULL;
+    if (__builtin_expect(tw->drop_mark && !tw->o.no_drop_mark, 0))
+        return NULL;
+    if (__builtin_expect(!tw->inflated && tw->count >= TB_TW_MAX_PACKETS_PER_CHUNK, 0))
+        return NULL;
+    if (__builtin_expect((size_t)(tw->chunk_end - tw->wp) < 1u + TB_TW_FAST_MAX, 0))
+        return NULL;
+    return tw->wp + 1;
+}
+
+/*
+ * tb_tw_fast_commit() - make the packet written at tb_tw_fast_begin()'s
+ * pointer up to @end (at most TB_TW_FAST_MAX bytes, at least 1) a record
+ * of the chunk, readable by a scraper, exactly as tb_tw_end_packet() would
+ * leave a small packet.
+ * Context: owning thread, right after tb_tw_fast_begin() returned non-NULL.
+ */
+static inline void tb_tw_fast_commit(struct tb_tw *tw, uint8_t *end)
+{
+    uint8_t *rec = tw->wp;
+    uint32_t size = (uint32_t)(end - rec - 1);
+    struct tb_shm_chunk_header *hdr = tb_shm_chunk_hdr(&tw->chunk);
+
+    rec[0] = (uint8_t)size;
+    tw->wp = end;
+    /* Counted before it is complete is fine: a scraper skips the last
+     * record. The next record is counted ahead (inflated) so this one is
+     * not last any more. */
+    if (!tw->inflated)
+        tw->count++;
+    if (tw->count < TB_TW_MAX_PACKETS_PER_CHUNK && end < tw->chunk_end) {
+        tw->count++;
+        tw->inflated = true;
+    } else {
+        tw->inflated = false;
+    }
+    tb_shm_chunk_packets_store(hdr, tb_shm_packets_make(tw->count, tw->flags));
+    tw->st.packets_written++;
+    tw->st.bytes_written += size;
+}
 
 #endif /* TB_COMMON_TRACE_WRITER_H */

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "producers/userspace/te_seq.h"
+#include "producers/userspace/te_fast.h"
 
 void tbl_tls_sum_stats(uint64_t *written, uint64_t *dropped, uint64_t *missed) TBL_HIDDEN;
 
@@ -25,11 +25,32 @@ static struct tracebpf_track process_track = {.kind = TRACEBPF_TRACK_PROCESS};
 static inline void emit(struct tracebpf_category *cat, uint32_t type, const char *name,
                         const struct tracebpf_arg *args, size_t nargs)
 {
-    struct tbl_tls *t = tbl_tls_get();
+    struct tbl_tls *t = tbl_tls_get_inline();
 
     if (__builtin_expect(!t || !t->tw || t->busy, 0))
         return;
     tbl_write_event(t, cat, type, name, args, nargs);
+}
+
+/*
+ * An event with no arguments (or a counter's value only): te_fast.h when
+ * the sequence allows, else the general encoder. @type is a constant at
+ * every call site.
+ */
+static inline __attribute__((always_inline)) void emit_plain(struct tracebpf_category *cat,
+                                                             uint32_t type, const char *name,
+                                                             const struct tracebpf_arg *counter)
+{
+    struct tbl_tls *t = tbl_tls_get_inline();
+    bool dbl = counter && counter->type == TRACEBPF_ARG_COUNTER_DOUBLE;
+
+    if (__builtin_expect(!t || !t->tw || t->busy, 0))
+        return;
+    if (__builtin_expect(tbl_fast_event(t, cat, type, name, dbl, counter && !dbl ? counter->v.i : 0,
+                                        dbl ? counter->v.d : 0.0),
+                         1))
+        return;
+    tbl_write_event(t, cat, type, name, counter, counter ? 1 : 0);
 }
 
 TRACEBPF_API void tracebpf_emit(struct tracebpf_category *cat, enum tracebpf_event_type type,
@@ -40,24 +61,44 @@ TRACEBPF_API void tracebpf_emit(struct tracebpf_category *cat, enum tracebpf_eve
         return;
     if (type < TRACEBPF_EVENT_SLICE_BEGIN || type > TRACEBPF_EVENT_COUNTER)
         return;
+    if (nargs == 0) {
+        switch (type) {
+        case TRACEBPF_EVENT_SLICE_BEGIN:
+            emit_plain(cat, TRACEBPF_EVENT_SLICE_BEGIN, name, NULL);
+            return;
+        case TRACEBPF_EVENT_SLICE_END:
+            emit_plain(cat, TRACEBPF_EVENT_SLICE_END, NULL, NULL);
+            return;
+        case TRACEBPF_EVENT_INSTANT:
+            emit_plain(cat, TRACEBPF_EVENT_INSTANT, name, NULL);
+            return;
+        default:
+            break;
+        }
+    } else if (nargs == 1 && type == TRACEBPF_EVENT_COUNTER && name &&
+               (args[0].type == TRACEBPF_ARG_COUNTER_INT ||
+                args[0].type == TRACEBPF_ARG_COUNTER_DOUBLE)) {
+        emit_plain(cat, TRACEBPF_EVENT_COUNTER, name, args);
+        return;
+    }
     emit(cat, type, name, args, nargs);
 }
 
 TRACEBPF_API void tracebpf_slice_begin(struct tracebpf_category *cat, const char *name)
 {
     if (cat && __atomic_load_n(&cat->enabled, __ATOMIC_RELAXED))
-        emit(cat, TRACEBPF_EVENT_SLICE_BEGIN, name, NULL, 0);
+        emit_plain(cat, TRACEBPF_EVENT_SLICE_BEGIN, name, NULL);
 }
 
 TRACEBPF_API void tracebpf_slice_end(struct tracebpf_category *cat)
 {
-    emit(cat, TRACEBPF_EVENT_SLICE_END, NULL, NULL, 0);
+    emit_plain(cat, TRACEBPF_EVENT_SLICE_END, NULL, NULL);
 }
 
 TRACEBPF_API void tracebpf_instant(struct tracebpf_category *cat, const char *name)
 {
     if (cat && __atomic_load_n(&cat->enabled, __ATOMIC_RELAXED))
-        emit(cat, TRACEBPF_EVENT_INSTANT, name, NULL, 0);
+        emit_plain(cat, TRACEBPF_EVENT_INSTANT, name, NULL);
 }
 
 TRACEBPF_API void tracebpf_counter_int(struct tracebpf_category *cat, const char *name,
@@ -66,7 +107,7 @@ TRACEBPF_API void tracebpf_counter_int(struct tracebpf_category *cat, const char
     struct tracebpf_arg a = TRACEBPF__MKARG(NULL, TRACEBPF_ARG_COUNTER_INT, i, value);
 
     if (cat && name && __atomic_load_n(&cat->enabled, __ATOMIC_RELAXED))
-        emit(cat, TRACEBPF_EVENT_COUNTER, name, &a, 1);
+        emit_plain(cat, TRACEBPF_EVENT_COUNTER, name, &a);
 }
 
 TRACEBPF_API void tracebpf_counter_double(struct tracebpf_category *cat, const char *name,
@@ -75,7 +116,7 @@ TRACEBPF_API void tracebpf_counter_double(struct tracebpf_category *cat, const c
     struct tracebpf_arg a = TRACEBPF__MKARG(NULL, TRACEBPF_ARG_COUNTER_DOUBLE, d, value);
 
     if (cat && name && __atomic_load_n(&cat->enabled, __ATOMIC_RELAXED))
-        emit(cat, TRACEBPF_EVENT_COUNTER, name, &a, 1);
+        emit_plain(cat, TRACEBPF_EVENT_COUNTER, name, &a);
 }
 
 TRACEBPF_API struct tracebpf_scope tracebpf_scope_begin(struct tracebpf_category *cat,
@@ -85,6 +126,11 @@ TRACEBPF_API struct tracebpf_scope tracebpf_scope_begin(struct tracebpf_category
 {
     struct tracebpf_scope s = {cat, NULL};
 
+    if (nargs == 0) {
+        if (cat && __atomic_load_n(&cat->enabled, __ATOMIC_RELAXED))
+            emit_plain(cat, TRACEBPF_EVENT_SLICE_BEGIN, name, NULL);
+        return s;
+    }
     for (size_t i = 0; i < nargs; i++)
         if (args[i].type == TRACEBPF_ARG_TRACK)
             s.track = args[i].v.track;
@@ -98,6 +144,10 @@ TRACEBPF_API void tracebpf_scope_end(struct tracebpf_scope *scope)
 
     if (!scope->cat)
         return;
+    if (!scope->track) {
+        emit_plain(scope->cat, TRACEBPF_EVENT_SLICE_END, NULL, NULL);
+        return;
+    }
     emit(scope->cat, TRACEBPF_EVENT_SLICE_END, NULL, &a, scope->track ? 1 : 0);
 }
 

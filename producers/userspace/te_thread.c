@@ -12,7 +12,7 @@
 #include "common/log.h"
 #include "producers/userspace/te_seq.h"
 
-static __thread struct tbl_tls *tls;
+__thread struct tbl_tls *tbl_tls_cur;
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -31,7 +31,7 @@ void tbl_seq_reset(struct tbl_tls *t)
 
 struct tbl_intern_slot *tbl_intern(struct tbl_tls *t, uint32_t kind, uint64_t key, bool *is_new)
 {
-    uint32_t i = (uint32_t)tbl_mix64(key ^ ((uint64_t)kind << 59)) & (TBL_INTERN_SLOTS - 1);
+    uint32_t i = tbl_intern_index(kind, key);
 
     *is_new = false;
     for (;;) {
@@ -130,8 +130,8 @@ static void tls_destroy(void *p)
     atomic_fetch_add(&dead_dropped, atomic_load(&t->dropped));
     atomic_fetch_add(&dead_missed, atomic_load(&t->missed));
     pthread_mutex_unlock(&live_lock);
-    if (tls == t)
-        tls = NULL;
+    if (tbl_tls_cur == t)
+        tbl_tls_cur = NULL;
     free(t);
 }
 
@@ -159,11 +159,11 @@ static struct tbl_tls *tls_new(void)
     live_head = t;
     pthread_mutex_unlock(&live_lock);
     pthread_setspecific(tls_key, t);
-    tls = t;
+    tbl_tls_cur = t;
     return t;
 }
 
-static struct tbl_tls *rebind(struct tbl_tls *t, uint32_t gen)
+struct tbl_tls *tbl_tls_rebind(struct tbl_tls *t, uint32_t gen)
 {
     struct tbl_target *target;
 
@@ -188,12 +188,7 @@ static struct tbl_tls *rebind(struct tbl_tls *t, uint32_t gen)
 
 struct tbl_tls *tbl_tls_get(void)
 {
-    struct tbl_tls *t = tls;
-    uint32_t gen = atomic_load_explicit(&tbl_g.gen, memory_order_acquire);
-
-    if (__builtin_expect(t && t->gen == gen, 1))
-        return t;
-    return rebind(t, gen);
+    return tbl_tls_get_inline();
 }
 
 int tbl_tls_flush(void)
@@ -207,16 +202,26 @@ int tbl_tls_flush(void)
 
 void tbl_tls_set_name(const char *name)
 {
-    struct tbl_tls *t = tls ? tls : tls_new();
+    struct tbl_tls *t = tbl_tls_cur ? tbl_tls_cur : tls_new();
 
     if (!t)
         return;
     strncpy(t->thread_name, name, sizeof(t->thread_name) - 1);
 }
 
+uint64_t tbl_tls_set_fast(bool on)
+{
+    struct tbl_tls *t = tbl_tls_get();
+
+    if (!t)
+        return 0;
+    t->no_fast = !on;
+    return t->fast_events;
+}
+
 void tbl_tls_forget_after_fork(void)
 {
-    struct tbl_tls *t = tls;
+    struct tbl_tls *t = tbl_tls_cur;
 
     /* Other threads do not exist in the child; their structs are leaked
      * rather than freed, since their owners may have held any lock. */

@@ -1,0 +1,146 @@
+/*
+ * te_fast.h - the fast path of libtracebpf's common events: slice begin and
+ * end, instant and counter with no arguments, on a sequence that has
+ * already interned the category and the name, when the thread's chunk has
+ * room for a whole small packet.
+ *
+ * The packet is written straight into the chunk with precomputed tags, one
+ * intern lookup per string and a 1-byte TrackEvent length (these packets
+ * are always < 128 bytes), then committed with a 1-byte size prefix. It
+ * carries the same fields, in the same order, as te_encode.c writes for
+ * the event, so a reader decodes both to the same event; only the nested
+ * length is shorter than the general path's 4-byte redundant varint.
+ *
+ * Anything else (sequence not started, a string not interned yet, an
+ * explicit timestamp ahead of the clock, a drop mark owed, a full chunk)
+ * makes tbl_fast_event() return false and the caller takes the general
+ * path, tbl_write_event(). No lock, syscall (the vDSO clock read aside) or
+ * allocation here.
+ */
+#ifndef TB_LIB_TE_FAST_H
+#define TB_LIB_TE_FAST_H
+
+#include <string.h>
+#include <time.h>
+
+#include "producers/userspace/te_seq.h"
+
+/* Tags (field << 3 | wire type) as single bytes, or two for fields >= 16. */
+#define TBL_FAST_TAG_TIMESTAMP   0x40   /* TracePacket.timestamp = 8, varint */
+#define TBL_FAST_TAG_SEQ_FLAGS   0x68   /* TracePacket.sequence_flags = 13, varint */
+#define TBL_FAST_TAG_TRACK_EVENT 0x5a   /* TracePacket.track_event = 11, bytes */
+#define TBL_FAST_TAG_CATEGORY    0x18   /* TrackEvent.category_iids = 3, varint */
+#define TBL_FAST_TAG_TYPE        0x48   /* TrackEvent.type = 9, varint */
+#define TBL_FAST_TAG_NAME_IID    0x50   /* TrackEvent.name_iid = 10, varint */
+#define TBL_FAST_TAG_TRACK_UUID  0x58   /* TrackEvent.track_uuid = 11, varint */
+#define TBL_FAST_TAG_COUNTER_INT 0x01f0 /* TrackEvent.counter_value = 30, varint */
+#define TBL_FAST_TAG_COUNTER_DBL 0x02e1 /* TrackEvent.double_counter_value = 44, fixed64 */
+#define TBL_FAST_SEQ_NEEDS_STATE 2u
+
+static inline __attribute__((always_inline)) uint8_t *tbl_fast_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static inline __attribute__((always_inline)) uint64_t tbl_fast_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * tbl_fast_event() - write one event on @t's sequence the fast way.
+ * @t: the calling thread's state, bound to a writer (t->tw), not busy.
+ * @cat: category (ignored for a slice end, which carries none).
+ * @type: TRACEBPF_EVENT_* (a constant at every call site, so the unused
+ *     branches fold away).
+ * @name: event name (slice begin, instant) or counter name (counter).
+ * @is_double/@ci/@cd: the counter's value (counters only).
+ * Return: true if the event is in the chunk; false if nothing was written
+ * and the caller must take the general path.
+ * Context: the owning thread.
+ */
+static inline __attribute__((always_inline)) bool
+tbl_fast_event(struct tbl_tls *t, struct tracebpf_category *cat, uint32_t type, const char *name,
+               bool is_double, int64_t ci, double cd)
+{
+    struct tbl_intern_slot *cs = NULL, *ns = NULL;
+    uint8_t *p, *len;
+    uint64_t ts;
+
+    if (__builtin_expect(!t->seq_started || t->no_fast, 0))
+        return false;
+    if (type != TRACEBPF_EVENT_SLICE_END) {
+        cs = tbl_intern_find(t, TBL_K_CAT, (uint64_t)(uintptr_t)cat);
+        if (__builtin_expect(!cs, 0))
+            return false;
+        ns = tbl_intern_find(t, type == TRACEBPF_EVENT_COUNTER ? TBL_K_CNAME : TBL_K_NAME,
+                             (uint64_t)(uintptr_t)name);
+        if (__builtin_expect(!ns, 0))
+            return false;
+    }
+    p = tb_tw_fast_begin(t->tw);
+    if (__builtin_expect(!p, 0))
+        return false;
+    ts = tbl_fast_now();
+    /* An explicit timestamp ahead of the clock moved last_ts: the general
+     * path writes this one as an absolute time. */
+    if (__builtin_expect(ts < t->last_ts, 0))
+        return false;
+
+    /* A signal handler's event on this thread is dropped, as in the
+     * general path, rather than written over this one. */
+    t->busy = true;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    *p++ = TBL_FAST_TAG_TIMESTAMP;
+    p = tbl_fast_varint(p, ts - t->last_ts);
+    *p++ = TBL_FAST_TAG_SEQ_FLAGS;
+    *p++ = TBL_FAST_SEQ_NEEDS_STATE;
+    *p++ = TBL_FAST_TAG_TRACK_EVENT;
+    len = p++;
+    if (cs) {
+        *p++ = TBL_FAST_TAG_CATEGORY;
+        p = tbl_fast_varint(p, cs->val);
+    }
+    *p++ = TBL_FAST_TAG_TYPE;
+    *p++ = (uint8_t)type;
+    if (type == TRACEBPF_EVENT_COUNTER) {
+        /* The CNAME slot's value is the counter track's uuid. */
+        *p++ = TBL_FAST_TAG_TRACK_UUID;
+        p = tbl_fast_varint(p, ns->val);
+        if (is_double) {
+            *p++ = TBL_FAST_TAG_COUNTER_DBL & 0xff;
+            *p++ = TBL_FAST_TAG_COUNTER_DBL >> 8;
+            uint64_t bits;
+
+            memcpy(&bits, &cd, sizeof(bits));
+            for (int i = 0; i < 8; i++)
+                *p++ = (uint8_t)(bits >> (8 * i)); /* fixed64 is little-endian */
+        } else {
+            *p++ = TBL_FAST_TAG_COUNTER_INT & 0xff;
+            *p++ = TBL_FAST_TAG_COUNTER_INT >> 8;
+            p = tbl_fast_varint(p, (uint64_t)ci);
+        }
+    } else if (ns) {
+        *p++ = TBL_FAST_TAG_NAME_IID;
+        p = tbl_fast_varint(p, ns->val);
+    }
+    *len = (uint8_t)(p - len - 1);
+    t->last_ts = ts;
+    tb_tw_fast_commit(t->tw, p);
+    t->fast_events++;
+    atomic_store_explicit(&t->written, atomic_load_explicit(&t->written, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    t->busy = false;
+    return true;
+}
+
+#endif /* TB_LIB_TE_FAST_H */
