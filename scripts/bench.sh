@@ -9,6 +9,11 @@
 #   sudo scripts/bench.sh --quick    5 repeats, smaller workloads, < 10 min
 #   sudo scripts/bench.sh --quick --only kernel      one table
 #
+# Optional: TB_BENCH_PERFETTO_SDK=DIR (perfetto.h + perfetto.cc of the
+# Perfetto SDK amalgamation, fetched and generated outside this repo; see
+# docs/performance.md) adds the SDK's TRACE_EVENT scope to the userspace
+# table, next to libtracebpf's slice begin+end from the same run.
+#
 # Extra flags go to bench.py (--repeats N, --budget-s S, --out-dir DIR,
 # --only kernel,userspace,service). Not part of the test suite: a missing
 # tool, a failed run or a slow machine shows up as a note, not a failure.
@@ -70,4 +75,31 @@ else
   cat "$tmp/lttng-build.log" >&2
 fi
 
-python3 tests/bench/peers/bench.py --build-dir "$BUILD" "${lttng_args[@]}" "$@"
+# The Perfetto SDK row: compiled only against an SDK the user points at.
+# perfetto.o (about 90 s to compile) is kept in the build dir and rebuilt
+# when perfetto.cc or perfetto.h is newer.
+sdk_args=()
+if [ -n "${TB_BENCH_PERFETTO_SDK:-}" ]; then
+  sdk=$TB_BENCH_PERFETTO_SDK
+  obj=$BUILD/perfetto-sdk/perfetto.o
+  mkdir -p "$BUILD/perfetto-sdk"
+  if [ ! -f "$sdk/perfetto.h" ] || [ ! -f "$sdk/perfetto.cc" ]; then
+    echo "bench.sh: TB_BENCH_PERFETTO_SDK=$sdk has no perfetto.h and perfetto.cc; SDK row skipped" >&2
+    sdk_args=(--sdk-note "TB_BENCH_PERFETTO_SDK=$sdk has no perfetto.h/perfetto.cc")
+  else
+    if [ ! -f "$obj" ] || [ "$sdk/perfetto.cc" -nt "$obj" ] || [ "$sdk/perfetto.h" -nt "$obj" ]; then
+      echo "bench.sh: compiling the Perfetto SDK ($sdk/perfetto.cc, about 90 s)" >&2
+      g++ -O2 -std=c++17 -c -I"$sdk" -o "$obj.tmp" "$sdk/perfetto.cc" \
+        >"$BUILD/perfetto-sdk/build.log" 2>&1 && mv "$obj.tmp" "$obj" || rm -f "$obj.tmp"
+    fi
+    if [ -f "$obj" ] && g++ -O2 -std=c++17 -I"$sdk" -o "$BUILD/tests/sdk_bench" \
+      tests/bench/peers/sdk_bench.cc "$obj" -lpthread >>"$BUILD/perfetto-sdk/build.log" 2>&1; then
+      sdk_args=(--sdk-bin "$BUILD/tests/sdk_bench")
+    else
+      echo "bench.sh: sdk_bench did not build (see $BUILD/perfetto-sdk/build.log); SDK row skipped" >&2
+      sdk_args=(--sdk-note "sdk_bench did not build against $sdk (see $BUILD/perfetto-sdk/build.log)")
+    fi
+  fi
+fi
+
+python3 tests/bench/peers/bench.py --build-dir "$BUILD" "${lttng_args[@]}" "${sdk_args[@]}" "$@"

@@ -78,6 +78,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller workloads")
     ap.add_argument("--build-dir", default="build-bench")
     ap.add_argument("--lttng-bin", help="tb_bench_user built with the LTTng-UST provider")
+    ap.add_argument(
+        "--sdk-bin", help="sdk_bench built against the Perfetto SDK (TB_BENCH_PERFETTO_SDK)"
+    )
+    ap.add_argument("--sdk-note", help="why the Perfetto SDK row is missing (from bench.sh)")
     ap.add_argument("--out-dir", default=".", help="where bench-results-<date>.json goes")
     ap.add_argument("--repeats", type=int, help="kernel repeats (default 5 quick, 11 full)")
     ap.add_argument(
@@ -136,7 +140,14 @@ def main():
         if "userspace" in only:
             lib_bench = os.path.join(tests, "lib_bench")
             user_rows, n = user_table.run(
-                user_bin, args.lttng_bin, lib_bench, args.quick, workdir, log
+                user_bin,
+                args.lttng_bin,
+                lib_bench,
+                args.quick,
+                workdir,
+                log,
+                sdk_bin=args.sdk_bin,
+                sdk_note=args.sdk_note,
             )
             notes += n
         if "service" in only:

@@ -2,7 +2,10 @@
 for libtracebpf (its own tests/bench/lib_bench, when built; an instant event,
 measured in thread CPU time like the others), a write() to an
 ftrace trace_marker, an LTTng-UST tracepoint, and clock_gettime(BOOTTIME),
-the floor any timestamped event pays.
+the floor any timestamped event pays. Optionally Perfetto's C++ SDK
+(tests/bench/peers/sdk_bench.cc, built by scripts/bench.sh when
+TB_BENCH_PERFETTO_SDK points at the SDK amalgamation): its TRACE_EVENT scope
+next to libtracebpf's slice begin+end of the same run, with the ratio.
 
 trace_marker writes go to a private ftrace instance created here and removed
 afterwards, so nobody else's trace sees them. LTTng needs lttng-sessiond:
@@ -187,8 +190,9 @@ def lib_samples(text, samples):
             samples.setdefault((m.group(1), t, m.group(2) == "enabled"), []).append(v)
 
 
-def lib_rows(lib_bench, quick, repeats, log):
-    """libtracebpf's own benchmark (tests/bench/lib_bench, thread CPU ns)."""
+def lib_rows(lib_bench, quick, repeats, log, slices=None):
+    """libtracebpf's own benchmark (tests/bench/lib_bench, thread CPU ns).
+    @slices, when given, receives {threads: median slice begin+end ns}."""
     if not lib_bench or not os.path.exists(lib_bench):
         return [], ["libtracebpf: skipped (tests/bench/lib_bench is not built)"]
     samples = {}
@@ -207,6 +211,10 @@ def lib_rows(lib_bench, quick, repeats, log):
     ]
     if not rows:
         return [], ["libtracebpf: lib_bench's table was not understood"]
+    if slices is not None:
+        for (op, t, en), v in samples.items():
+            if op == "slice begin+end" and en:
+                slices[t] = statistics.median(v)
     notes = [
         f"libtracebpf: slice begin+end (two events), enabled, {t} thread(s): "
         f"{statistics.median(v):.1f} ns"
@@ -216,14 +224,59 @@ def lib_rows(lib_bench, quick, repeats, log):
     return rows, notes
 
 
-def run(user_bin, lttng_bin, lib_bench, quick, workdir, log):
+SDK_HOWTO = (
+    "perfetto-sdk: not measured; set TB_BENCH_PERFETTO_SDK=DIR (perfetto.h and "
+    "perfetto.cc of the SDK amalgamation, v53.0, built outside this repo: see "
+    "docs/performance.md) to add its TRACE_EVENT scope next to libtracebpf's slice"
+)
+
+
+def sdk_rows(sdk_bin, sdk_note, quick, repeats, slices):
+    """Perfetto's SDK: one TRACE_EVENT scope (begin + end) on one thread,
+    in-process backend, thread CPU ns. The row is per event (scope / 2) like
+    the others; the note and a notes line give the scope, libtracebpf's
+    slice begin+end from this run and their ratio."""
+    if not sdk_bin:
+        skipped = {"tool": "perfetto-sdk", "threads": 1, "enabled": True, "ns_per_event": None}
+        skipped["_note"] = "not run: set TB_BENCH_PERFETTO_SDK=DIR (docs/performance.md)"
+        return [skipped], [f"perfetto-sdk: skipped ({sdk_note})" if sdk_note else SDK_HOWTO]
+    scopes, disabled = [], []
+    for _ in range(repeats):
+        p = subprocess.run(
+            [sdk_bin, "200000" if quick else "1000000", "3" if quick else "5"],
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
+        kv = parse_kv(p.stdout.strip().splitlines()[-1]) if p.stdout.strip() else {}
+        if "scope_ns" not in kv:
+            raise RuntimeError(f"sdk_bench printed no result: {p.stderr.strip()[-200:]}")
+        scopes.append(float(kv["scope_ns"]))
+        disabled.append(float(kv["disabled_ns"]))
+    scope = statistics.median(scopes)
+    lib = slices.get(1)
+    if lib:
+        cmp = f"libtracebpf slice begin+end {lib:.1f} ns = {lib / scope:.2f} x SDK"
+    else:
+        cmp = "libtracebpf slice begin+end not measured in this run"
+    note = f"TRACE_EVENT scope {scope:.1f} ns (in-process backend); {cmp}"
+    rows = [
+        row("perfetto-sdk", 1, True, scope / 2, note),
+        row("perfetto-sdk", 1, False, statistics.median(disabled) / 2, "TRACE_EVENT scope / 2"),
+    ]
+    return rows, [f"perfetto-sdk vs libtracebpf, same run, 1 thread: {note}"]
+
+
+def run(user_bin, lttng_bin, lib_bench, quick, workdir, log, sdk_bin=None, sdk_note=None):
     """Returns (rows, notes); a missing piece is a note, never a failure."""
     count = 200000 if quick else 2000000
     repeats = 3 if quick else 7
     threads_list = [1, 2]
     rows, notes = [], []
+    slices = {}
     parts = [
-        ("libtracebpf", lambda: lib_rows(lib_bench, quick, repeats, log)),
+        ("libtracebpf", lambda: lib_rows(lib_bench, quick, repeats, log, slices)),
+        ("perfetto-sdk", lambda: sdk_rows(sdk_bin, sdk_note, quick, repeats, slices)),
         ("trace_marker", lambda: marker_rows(user_bin, count, repeats, threads_list, log)),
         ("lttng-ust", lambda: lttng_rows(lttng_bin, count, repeats, threads_list, workdir, log)),
         ("clock_gettime", lambda: (clock_rows(user_bin, count * 5, repeats, threads_list), [])),
