@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -185,6 +186,10 @@ struct trace_seen {
     uint64_t first_tree_ts, first_event_ts;
     char self_cgroup[256];
     bool self_in_tree;
+    /* Thread entries of one process (test_threaded_cgroup): */
+    pid_t th_tid, th_leader;
+    bool th_seen, leader_seen, leader_has_cgroup;
+    char th_cgroup[256];
     FILE *file; /* the trace written out, when set */
 };
 
@@ -206,11 +211,28 @@ static void min_ts(uint64_t *v, uint64_t ts)
         *v = ts;
 }
 
+static void see_threads(struct trace_seen *s, const Perfetto__Protos__ProcessTree *pt)
+{
+    for (size_t i = 0; s->th_tid && i < pt->n_threads; i++) {
+        const Perfetto__Protos__ProcessTree__Thread *th = pt->threads[i];
+
+        if (th->tid == s->th_tid && !s->th_seen) {
+            s->th_seen = true;
+            snprintf(s->th_cgroup, sizeof(s->th_cgroup), "%s",
+                     th->tracebpf_cgroup ? th->tracebpf_cgroup : "");
+        } else if (th->tid == s->th_leader) {
+            s->leader_seen = true;
+            s->leader_has_cgroup |= th->tracebpf_cgroup != NULL;
+        }
+    }
+}
+
 static void see_tree(struct trace_seen *s, const Perfetto__Protos__TracePacket *p)
 {
     const Perfetto__Protos__ProcessTree *pt = p->process_tree;
 
     min_ts(&s->first_tree_ts, p->timestamp);
+    see_threads(s, pt);
     for (size_t i = 0; i < pt->n_processes; i++) {
         const Perfetto__Protos__ProcessTree__Process *pr = pt->processes[i];
         struct kid_seen *k = find_kid(s, pr->pid);
@@ -353,7 +375,7 @@ static void test_scan_before_arm(void **state)
 
 /* ------------------------------------------------------------ cgroup */
 
-static char cg_dir[PATH_MAX];
+static char cg_dir[PATH_MAX], cg_sub[PATH_MAX + 8];
 static pid_t cg_kid = -1;
 
 /* The cgroup v2 mount point from mountinfo; false when there is none. */
@@ -393,7 +415,8 @@ static void own_cgroup(pid_t pid, char *out, size_t len)
     while (fgets(line, sizeof(line), f)) {
         if (!strncmp(line, "0::", 3)) {
             line[strcspn(line, "\n")] = '\0';
-            snprintf(out, len, "%s", line + 3);
+            assert_true(strlen(line + 3) < len);
+            memcpy(out, line + 3, strlen(line + 3) + 1);
         }
     }
     fclose(f);
@@ -408,6 +431,12 @@ static int cg_teardown(void **state)
         waitpid(cg_kid, NULL, 0);
         cg_kid = -1;
     }
+    for (int i = 0; cg_sub[0] && i < 50; i++) {
+        if (!rmdir(cg_sub) || errno == ENOENT)
+            break;
+        probes_env_sleep_ms(20);
+    }
+    cg_sub[0] = '\0';
     for (int i = 0; cg_dir[0] && i < 50; i++) {
         if (!rmdir(cg_dir) || errno == ENOENT)
             break;
@@ -586,11 +615,111 @@ static void test_cgroup(void **state)
     unlink(trace);
 }
 
+static int hold_fd = -1;
+
+static void *blocked_thread(void *arg)
+{
+    int *back = arg;
+    pid_t tid = gettid();
+    char c;
+
+    if (write(*back, &tid, sizeof(tid)) != sizeof(tid))
+        _exit(1);
+    if (read(hold_fd, &c, 1) < 0)
+        _exit(1);
+    return NULL;
+}
+
+/*
+ * A threaded cgroup: the child process in cgroup D ("domain threaded"),
+ * one of its threads moved to D/t. That thread's entry carries "/D/t", the
+ * main thread's none (it is where its process is), the process "/D".
+ */
+static void test_threaded_cgroup(void **state)
+{
+    struct trace_seen *s = &seen;
+    char mnt[512], path[PATH_MAX + 32], want[300], want_t[310], num[16];
+    int hold[2], back[2];
+    struct tb_cc *cc;
+    struct cfg c;
+    pid_t tid = 0;
+
+    (void)state;
+    memset(s, 0, sizeof(*s));
+    if (env.probes_pid <= 0)
+        skip();
+    if (!cgroup2_mount(mnt, sizeof(mnt))) {
+        print_message("probes_proc_test: SKIPPING the threaded cgroup test: no cgroup2 file "
+                      "system is mounted on this host\n");
+        skip();
+    }
+    snprintf(cg_dir, sizeof(cg_dir), "%s/tb-test-%d", mnt, getpid());
+    snprintf(cg_sub, sizeof(cg_sub), "%s/t", cg_dir);
+    assert_int_equal(mkdir(cg_dir, 0755), 0);
+    assert_int_equal(mkdir(cg_sub, 0755), 0);
+    snprintf(path, sizeof(path), "%s/cgroup.type", cg_sub);
+    write_file(path, "threaded");
+    assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(back, O_CLOEXEC), 0);
+    cg_kid = fork();
+    assert_true(cg_kid >= 0);
+    if (cg_kid == 0) {
+        pthread_t t;
+
+        prctl(PR_SET_NAME, "tbproc-thr");
+        close(hold[1]);
+        hold_fd = hold[0];
+        if (pthread_create(&t, NULL, blocked_thread, &back[1]))
+            _exit(1);
+        pthread_join(t, NULL);
+        _exit(0);
+    }
+    assert_int_equal(read(back[0], &tid, sizeof(tid)), sizeof(tid));
+    snprintf(path, sizeof(path), "%s/cgroup.procs", cg_dir);
+    snprintf(num, sizeof(num), "%d", cg_kid);
+    write_file(path, num);
+    snprintf(path, sizeof(path), "%s/cgroup.threads", cg_sub);
+    snprintf(num, sizeof(num), "%d", tid);
+    write_file(path, num);
+    snprintf(want, sizeof(want), "/tb-test-%d", getpid());
+    snprintf(want_t, sizeof(want_t), "%s/t", want);
+
+    s->kids[0].pid = cg_kid;
+    s->nr_kids = 1;
+    s->th_tid = tid;
+    s->th_leader = cg_kid;
+    make_config(&c, 0);
+    assert_int_equal(tb_cc_connect(env.csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_enable(cc, &c.tc, -1), 0);
+    for (int i = 0; i < 800 && probes_links() < NR_BPF_LINKS; i++)
+        probes_env_sleep_ms(25);
+    assert_true(probes_links() >= NR_BPF_LINKS);
+    probes_env_sleep_ms(100);
+    end_session(cc);
+    assert_int_equal(tb_cc_read_buffers_cb(cc, on_packet, s, 10000, NULL), 0);
+    tb_cc_free(cc);
+    close(hold[1]);
+    close(hold[0]);
+    close(back[0]);
+    close(back[1]);
+
+    print_message("process %d: '%s'; thread %d: '%s'; main thread seen %d with a cgroup %d\n",
+                  cg_kid, s->kids[0].cgroup, tid, s->th_cgroup, s->leader_seen,
+                  s->leader_has_cgroup);
+    assert_true(s->kids[0].in_tree);
+    assert_string_equal(s->kids[0].cgroup, want);
+    assert_true(s->th_seen);
+    assert_string_equal(s->th_cgroup, want_t);
+    assert_true(s->leader_seen);
+    assert_false(s->leader_has_cgroup);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scan_before_arm),
         cmocka_unit_test_teardown(test_cgroup, cg_teardown),
+        cmocka_unit_test_teardown(test_threaded_cgroup, cg_teardown),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
