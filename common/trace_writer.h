@@ -207,21 +207,22 @@ uint16_t tb_tw_writer_id(const struct tb_tw *tw);
 /* tb_tw_next_chunk_id() - chunk_id the writer will use for its next chunk. */
 uint32_t tb_tw_next_chunk_id(const struct tb_tw *tw);
 
-/* Largest packet tb_tw_fast_begin() makes room for (1-byte size prefix). */
-#define TB_TW_FAST_MAX 96u
+/* Largest packet tb_tw_fast_begin() can make room for (1-byte size prefix). */
+#define TB_TW_FAST_MAX 127u
 
 /*
- * tb_tw_fast_begin() - room for one whole small packet in the owned chunk,
+ * tb_tw_fast_begin() - room for one whole small packet of at most @max
+ * bytes (<= TB_TW_FAST_MAX; a constant at the call site) in the owned chunk,
  * for encoders that write a packet's bytes directly (no tb_pbw, no nested
  * bookkeeping). Finish with tb_tw_fast_commit(); nothing else may run on
  * @tw in between.
- * Return: where the packet's first byte goes (TB_TW_FAST_MAX bytes are
- * free there), or NULL when the general path must be taken: no chunk, a
+ * Return: where the packet's first byte goes (@max bytes are free there),
+ * or NULL when the general path must be taken: no chunk, a
  * packet open, the chunk's packet count or room exhausted, a drop mark
  * owed, or no_shrink set.
  * Context: owning thread; no lock, syscall or allocation.
  */
-static inline uint8_t *tb_tw_fast_begin(struct tb_tw *tw)
+static inline uint8_t *tb_tw_fast_begin(struct tb_tw *tw, size_t max)
 {
     if (__builtin_expect(!tw->has_chunk || tw->in_packet || tw->o.no_shrink, 0))
         return NULL;
@@ -229,14 +230,14 @@ static inline uint8_t *tb_tw_fast_begin(struct tb_tw *tw)
         return NULL;
     if (__builtin_expect(!tw->inflated && tw->count >= TB_TW_MAX_PACKETS_PER_CHUNK, 0))
         return NULL;
-    if (__builtin_expect((size_t)(tw->chunk_end - tw->wp) < 1u + TB_TW_FAST_MAX, 0))
+    if (__builtin_expect(max > TB_TW_FAST_MAX || (size_t)(tw->chunk_end - tw->wp) < 1u + max, 0))
         return NULL;
     return tw->wp + 1;
 }
 
 /*
  * tb_tw_fast_commit() - make the packet written at tb_tw_fast_begin()'s
- * pointer up to @end (at most TB_TW_FAST_MAX bytes, at least 1) a record
+ * pointer up to @end (at most the @max given there, at least 1) a record
  * of the chunk, readable by a scraper, exactly as tb_tw_end_packet() would
  * leave a small packet.
  * Context: owning thread, right after tb_tw_fast_begin() returned non-NULL.

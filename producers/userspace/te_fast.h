@@ -37,6 +37,16 @@
 #define TBL_FAST_TAG_COUNTER_DBL 0x02e1 /* TrackEvent.double_counter_value = 44, fixed64 */
 #define TBL_FAST_SEQ_NEEDS_STATE 2u
 
+/*
+ * Worst-case packet sizes: timestamp (1 + 10), sequence flags (2), the
+ * TrackEvent's tag and 1-byte length (2), then in it category (1 + 10),
+ * type (2), name (1 + 10) or a counter's track (1 + 10) and value (2 + 10).
+ * Asking for no more than the event can take lets it use a chunk's tail.
+ */
+#define TBL_FAST_MAX_END     (11 + 2 + 2 + 2)
+#define TBL_FAST_MAX_NAMED   (TBL_FAST_MAX_END + 11 + 11)
+#define TBL_FAST_MAX_COUNTER (TBL_FAST_MAX_END + 11 + 11 + 12)
+
 static inline __attribute__((always_inline)) uint8_t *tbl_fast_varint(uint8_t *p, uint64_t v)
 {
     while (v >= 0x80) {
@@ -86,7 +96,9 @@ tbl_fast_event(struct tbl_tls *t, struct tracebpf_category *cat, uint32_t type, 
         if (__builtin_expect(!ns, 0))
             return false;
     }
-    p = tb_tw_fast_begin(t->tw);
+    p = tb_tw_fast_begin(t->tw, type == TRACEBPF_EVENT_SLICE_END ? TBL_FAST_MAX_END
+                                : type == TRACEBPF_EVENT_COUNTER ? TBL_FAST_MAX_COUNTER
+                                                                 : TBL_FAST_MAX_NAMED);
     if (__builtin_expect(!p, 0))
         return false;
     ts = tbl_fast_now();
