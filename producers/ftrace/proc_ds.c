@@ -58,11 +58,50 @@ struct seen {
     char comm[16];
 };
 
-/* A sorted set of pids, so a lookup in a system's worth stays cheap. */
+/*
+ * A set of pids as a bitmap grown to the largest pid seen: O(1) on every
+ * fork of a busy system, at most pid_max bits (512 KiB at 4M pids).
+ */
 struct pidset {
-    pid_t *v;
-    size_t n, cap;
+    uint64_t *bits;
+    size_t words;
 };
+
+static bool pidset_has(const struct pidset *s, pid_t pid)
+{
+    size_t w = (size_t)pid / 64;
+
+    return pid >= 0 && w < s->words && (s->bits[w] >> (pid % 64) & 1);
+}
+
+/* On ENOMEM the pid is just not remembered: it may be described twice. */
+static void pidset_add(struct pidset *s, pid_t pid)
+{
+    size_t w = (size_t)pid / 64;
+
+    if (pid < 0)
+        return;
+    if (w >= s->words) {
+        size_t words = s->words ? s->words : 64;
+        uint64_t *bits;
+
+        while (words <= w)
+            words *= 2;
+        bits = realloc(s->bits, words * sizeof(*bits));
+        if (!bits)
+            return;
+        memset(bits + s->words, 0, (words - s->words) * sizeof(*bits));
+        s->bits = bits;
+        s->words = words;
+    }
+    s->bits[w] |= 1ull << (pid % 64);
+}
+
+static void pidset_free(struct pidset *s)
+{
+    free(s->bits);
+    memset(s, 0, sizeof(*s));
+}
 
 struct proc_ds {
     struct tb_probes *p;
@@ -77,55 +116,6 @@ struct proc_ds {
     bool first_scan_done;
     bool armed;
 };
-
-static size_t pidset_pos(const struct pidset *s, pid_t pid)
-{
-    size_t lo = 0, hi = s->n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-
-        if (s->v[mid] < pid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static bool pidset_has(const struct pidset *s, pid_t pid)
-{
-    size_t i = pidset_pos(s, pid);
-
-    return i < s->n && s->v[i] == pid;
-}
-
-/* On ENOMEM the pid is just not remembered: it may be described twice. */
-static void pidset_add(struct pidset *s, pid_t pid)
-{
-    size_t i = pidset_pos(s, pid);
-
-    if (i < s->n && s->v[i] == pid)
-        return;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 256;
-        pid_t *v = realloc(s->v, cap * sizeof(*v));
-
-        if (!v)
-            return;
-        s->v = v;
-        s->cap = cap;
-    }
-    memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof(*s->v));
-    s->v[i] = pid;
-    s->n++;
-}
-
-static void pidset_free(struct pidset *s)
-{
-    free(s->v);
-    memset(s, 0, sizeof(*s));
-}
 
 /*
  * The cgroup v2 path of /proc/@pid (or of its thread @tid when non-zero),
@@ -391,8 +381,9 @@ static void append_new_threads(struct proc_ds *ds, struct tb_pbw *pbw, pid_t pid
 void tb_proc_ds_armed(void *state)
 {
     struct proc_ds *ds = state;
-    struct tb_pbw *pbw;
+    struct tb_pbw *pbw = NULL;
     struct dirent *de;
+    unsigned int n = 0;
     DIR *d;
 
     if (ds->armed || !ds->first_scan_done)
@@ -408,21 +399,30 @@ void tb_proc_ds_armed(void *state)
         tb_err("probes: process_stats cannot list /proc: %s", strerror(errno));
         goto out;
     }
-    pbw = tb_probes_begin_packet(&ds->w);
-    tb_pbw_begin_nested(pbw, TB_PKT_PROCESS_TREE);
     while ((de = readdir(d))) {
         pid_t pid;
 
         if (!isdigit((unsigned char)de->d_name[0]))
             continue;
         pid = atoi(de->d_name);
-        if (!pidset_has(&ds->procs, pid))
-            append_process(ds, pbw, pid);
-        else
+        if (!pbw) {
+            pbw = tb_probes_begin_packet(&ds->w);
+            tb_pbw_begin_nested(pbw, TB_PKT_PROCESS_TREE);
+        }
+        if (pidset_has(&ds->procs, pid)) {
             append_new_threads(ds, pbw, pid);
+            continue;
+        }
+        if (append_process(ds, pbw, pid))
+            continue;
+        if (++n % PROCS_PER_PACKET == 0) {
+            end_tree(ds, pbw);
+            pbw = NULL;
+        }
     }
     closedir(d);
-    end_tree(ds, pbw);
+    if (pbw)
+        end_tree(ds, pbw);
     tb_probes_writer_flush(&ds->w);
 out:
     pidset_free(&ds->scan_tids);
@@ -469,17 +469,20 @@ void tb_proc_ds_flush_seen(void *state)
             continue;
         snprintf(path, sizeof(path), "/proc/%d/status", s->tid);
         if (!read_status(path, &st)) {
-            if (st.tgid == s->tid || !pidset_has(&ds->procs, st.tgid)) {
-                /* A thread of a process never described brings it along. */
-                append_process(ds, pbw, st.tgid);
-            } else {
+            /* A thread of a process never described brings it along. */
+            bool whole = st.tgid == s->tid || !pidset_has(&ds->procs, st.tgid);
+
+            if (whole && !append_process(ds, pbw, st.tgid))
+                continue;
+            if (st.tgid != s->tid) {
                 read_cgroup(st.tgid, 0, cg, sizeof(cg));
                 append_thread(pbw, s->tid, st.tgid, st.name, &st, cg);
+                continue;
             }
-        } else if (s->tgid || s->comm[0]) {
-            /* Already gone: what the kernel event told us is all there is. */
-            append_thread(pbw, s->tid, s->tgid, s->comm, NULL, NULL);
         }
+        /* Already gone: what the kernel event told us is all there is. */
+        if (s->tgid || s->comm[0])
+            append_thread(pbw, s->tid, s->tgid, s->comm, NULL, NULL);
     }
     ds->nr_seen = 0;
     end_tree(ds, pbw);
