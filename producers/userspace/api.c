@@ -140,15 +140,15 @@ TRACEBPF_API struct tracebpf_scope tracebpf_scope_begin(struct tracebpf_category
 
 TRACEBPF_API void tracebpf_scope_end(struct tracebpf_scope *scope)
 {
-    struct tracebpf_arg a = TRACEBPF_ON_TRACK(scope->track);
-
     if (!scope->cat)
         return;
     if (!scope->track) {
         emit_plain(scope->cat, TRACEBPF_EVENT_SLICE_END, NULL, NULL);
-        return;
+    } else {
+        struct tracebpf_arg a = TRACEBPF_ON_TRACK(scope->track);
+
+        emit(scope->cat, TRACEBPF_EVENT_SLICE_END, NULL, &a, 1);
     }
-    emit(scope->cat, TRACEBPF_EVENT_SLICE_END, NULL, &a, scope->track ? 1 : 0);
 }
 
 TRACEBPF_API uint64_t tracebpf_now(void)
