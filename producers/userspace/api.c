@@ -33,13 +33,13 @@ static inline void emit(struct tracebpf_category *cat, uint32_t type, const char
 }
 
 /*
- * An event with no arguments (or a counter's value only): te_fast.h when
- * the sequence allows, else the general encoder. @type is a constant at
- * every call site.
+ * An event with no arguments, a counter's value only (@counter), or up to
+ * TBL_FAST_MAX_ARGS annotations (@args): te_fast.h when the sequence
+ * allows, else the general encoder. @type is a constant at every call site.
  */
-static inline __attribute__((always_inline)) void emit_plain(struct tracebpf_category *cat,
-                                                             uint32_t type, const char *name,
-                                                             const struct tracebpf_arg *counter)
+static inline __attribute__((always_inline)) void
+emit_plain(struct tracebpf_category *cat, uint32_t type, const char *name,
+           const struct tracebpf_arg *counter, const struct tracebpf_arg *args, size_t nargs)
 {
     struct tbl_tls *t = tbl_tls_get_inline();
     bool dbl = counter && counter->type == TRACEBPF_ARG_COUNTER_DOUBLE;
@@ -47,10 +47,13 @@ static inline __attribute__((always_inline)) void emit_plain(struct tracebpf_cat
     if (__builtin_expect(!t || !t->tw || t->busy, 0))
         return;
     if (__builtin_expect(tbl_fast_event(t, cat, type, name, dbl, counter && !dbl ? counter->v.i : 0,
-                                        dbl ? counter->v.d : 0.0),
+                                        dbl ? counter->v.d : 0.0, args, nargs),
                          1))
         return;
-    tbl_write_event(t, cat, type, name, counter, counter ? 1 : 0);
+    if (counter)
+        tbl_write_event(t, cat, type, name, counter, 1);
+    else
+        tbl_write_event(t, cat, type, name, args, nargs);
 }
 
 TRACEBPF_API void tracebpf_emit(struct tracebpf_category *cat, enum tracebpf_event_type type,
@@ -64,13 +67,13 @@ TRACEBPF_API void tracebpf_emit(struct tracebpf_category *cat, enum tracebpf_eve
     if (nargs == 0) {
         switch (type) {
         case TRACEBPF_EVENT_SLICE_BEGIN:
-            emit_plain(cat, TRACEBPF_EVENT_SLICE_BEGIN, name, NULL);
+            emit_plain(cat, TRACEBPF_EVENT_SLICE_BEGIN, name, NULL, NULL, 0);
             return;
         case TRACEBPF_EVENT_SLICE_END:
-            emit_plain(cat, TRACEBPF_EVENT_SLICE_END, NULL, NULL);
+            emit_plain(cat, TRACEBPF_EVENT_SLICE_END, NULL, NULL, NULL, 0);
             return;
         case TRACEBPF_EVENT_INSTANT:
-            emit_plain(cat, TRACEBPF_EVENT_INSTANT, name, NULL);
+            emit_plain(cat, TRACEBPF_EVENT_INSTANT, name, NULL, NULL, 0);
             return;
         default:
             break;
@@ -78,8 +81,18 @@ TRACEBPF_API void tracebpf_emit(struct tracebpf_category *cat, enum tracebpf_eve
     } else if (nargs == 1 && type == TRACEBPF_EVENT_COUNTER && name &&
                (args[0].type == TRACEBPF_ARG_COUNTER_INT ||
                 args[0].type == TRACEBPF_ARG_COUNTER_DOUBLE)) {
-        emit_plain(cat, TRACEBPF_EVENT_COUNTER, name, args);
+        emit_plain(cat, TRACEBPF_EVENT_COUNTER, name, args, NULL, 0);
         return;
+    } else if (nargs <= TBL_FAST_MAX_ARGS) {
+        /* te_fast.h refuses anything but annotations. */
+        if (type == TRACEBPF_EVENT_SLICE_BEGIN) {
+            emit_plain(cat, TRACEBPF_EVENT_SLICE_BEGIN, name, NULL, args, nargs);
+            return;
+        }
+        if (type == TRACEBPF_EVENT_INSTANT) {
+            emit_plain(cat, TRACEBPF_EVENT_INSTANT, name, NULL, args, nargs);
+            return;
+        }
     }
     emit(cat, type, name, args, nargs);
 }
@@ -87,18 +100,18 @@ TRACEBPF_API void tracebpf_emit(struct tracebpf_category *cat, enum tracebpf_eve
 TRACEBPF_API void tracebpf_slice_begin(struct tracebpf_category *cat, const char *name)
 {
     if (cat && __atomic_load_n(&cat->enabled, __ATOMIC_RELAXED))
-        emit_plain(cat, TRACEBPF_EVENT_SLICE_BEGIN, name, NULL);
+        emit_plain(cat, TRACEBPF_EVENT_SLICE_BEGIN, name, NULL, NULL, 0);
 }
 
 TRACEBPF_API void tracebpf_slice_end(struct tracebpf_category *cat)
 {
-    emit_plain(cat, TRACEBPF_EVENT_SLICE_END, NULL, NULL);
+    emit_plain(cat, TRACEBPF_EVENT_SLICE_END, NULL, NULL, NULL, 0);
 }
 
 TRACEBPF_API void tracebpf_instant(struct tracebpf_category *cat, const char *name)
 {
     if (cat && __atomic_load_n(&cat->enabled, __ATOMIC_RELAXED))
-        emit_plain(cat, TRACEBPF_EVENT_INSTANT, name, NULL);
+        emit_plain(cat, TRACEBPF_EVENT_INSTANT, name, NULL, NULL, 0);
 }
 
 TRACEBPF_API void tracebpf_counter_int(struct tracebpf_category *cat, const char *name,
@@ -107,7 +120,7 @@ TRACEBPF_API void tracebpf_counter_int(struct tracebpf_category *cat, const char
     struct tracebpf_arg a = TRACEBPF__MKARG(NULL, TRACEBPF_ARG_COUNTER_INT, i, value);
 
     if (cat && name && __atomic_load_n(&cat->enabled, __ATOMIC_RELAXED))
-        emit_plain(cat, TRACEBPF_EVENT_COUNTER, name, &a);
+        emit_plain(cat, TRACEBPF_EVENT_COUNTER, name, &a, NULL, 0);
 }
 
 TRACEBPF_API void tracebpf_counter_double(struct tracebpf_category *cat, const char *name,
@@ -116,7 +129,7 @@ TRACEBPF_API void tracebpf_counter_double(struct tracebpf_category *cat, const c
     struct tracebpf_arg a = TRACEBPF__MKARG(NULL, TRACEBPF_ARG_COUNTER_DOUBLE, d, value);
 
     if (cat && name && __atomic_load_n(&cat->enabled, __ATOMIC_RELAXED))
-        emit_plain(cat, TRACEBPF_EVENT_COUNTER, name, &a);
+        emit_plain(cat, TRACEBPF_EVENT_COUNTER, name, &a, NULL, 0);
 }
 
 TRACEBPF_API struct tracebpf_scope tracebpf_scope_begin(struct tracebpf_category *cat,
@@ -128,7 +141,7 @@ TRACEBPF_API struct tracebpf_scope tracebpf_scope_begin(struct tracebpf_category
 
     if (nargs == 0) {
         if (cat && __atomic_load_n(&cat->enabled, __ATOMIC_RELAXED))
-            emit_plain(cat, TRACEBPF_EVENT_SLICE_BEGIN, name, NULL);
+            emit_plain(cat, TRACEBPF_EVENT_SLICE_BEGIN, name, NULL, NULL, 0);
         return s;
     }
     for (size_t i = 0; i < nargs; i++)
@@ -143,7 +156,7 @@ TRACEBPF_API void tracebpf_scope_end(struct tracebpf_scope *scope)
     if (!scope->cat)
         return;
     if (!scope->track) {
-        emit_plain(scope->cat, TRACEBPF_EVENT_SLICE_END, NULL, NULL);
+        emit_plain(scope->cat, TRACEBPF_EVENT_SLICE_END, NULL, NULL, NULL, 0);
     } else {
         struct tracebpf_arg a = TRACEBPF_ON_TRACK(scope->track);
 

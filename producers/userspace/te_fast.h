@@ -36,6 +36,12 @@
 #define TBL_FAST_TAG_COUNTER_INT 0x01f0 /* TrackEvent.counter_value = 30, varint */
 #define TBL_FAST_TAG_COUNTER_DBL 0x02e1 /* TrackEvent.double_counter_value = 44, fixed64 */
 #define TBL_FAST_SEQ_NEEDS_STATE 2u
+#define TBL_FAST_TAG_ANNOT       0x22 /* TrackEvent.debug_annotations = 4, bytes */
+/* DebugAnnotation fields: name_iid = 1; bool 2, uint 3, int 4, double 5,
+ * string 6, pointer 7, indexed by enum tracebpf_arg_type. */
+#define TBL_FAST_TAG_ANNOT_NAME 0x08
+#define TBL_FAST_MAX_ARGS       2
+#define TBL_FAST_MAX_STR        24
 
 /*
  * Worst-case packet sizes: timestamp (1 + 10), sequence flags (2), the
@@ -46,6 +52,8 @@
 #define TBL_FAST_MAX_END     (11 + 2 + 2 + 2)
 #define TBL_FAST_MAX_NAMED   (TBL_FAST_MAX_END + 11 + 11)
 #define TBL_FAST_MAX_COUNTER (TBL_FAST_MAX_END + 11 + 11 + 12)
+/* One annotation: tag and 1-byte length, name (1 + 10), value (2 + string). */
+#define TBL_FAST_MAX_ANNOT (2 + 11 + 2 + TBL_FAST_MAX_STR)
 
 static inline __attribute__((always_inline)) uint8_t *tbl_fast_varint(uint8_t *p, uint64_t v)
 {
@@ -65,6 +73,84 @@ static inline __attribute__((always_inline)) uint64_t tbl_fast_now(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static const uint8_t tbl_fast_annot_tag[] = {
+    [TRACEBPF_ARG_INT] = 0x20,  [TRACEBPF_ARG_UINT] = 0x18,   [TRACEBPF_ARG_DOUBLE] = 0x29,
+    [TRACEBPF_ARG_BOOL] = 0x10, [TRACEBPF_ARG_STRING] = 0x32, [TRACEBPF_ARG_POINTER] = 0x38,
+};
+
+/*
+ * Check that the fast path can write @args: all annotations with an
+ * interned name, strings short. Fills @slots with the name slots and
+ * @lens with the strings' lengths.
+ */
+static inline __attribute__((always_inline)) bool
+tbl_fast_args_ok(struct tbl_tls *t, const struct tracebpf_arg *args, size_t nargs,
+                 struct tbl_intern_slot **slots, uint8_t *lens)
+{
+    for (size_t i = 0; i < nargs; i++) {
+        const struct tracebpf_arg *a = &args[i];
+
+        if (a->type < TRACEBPF_ARG_INT || a->type > TRACEBPF_ARG_POINTER || !a->name)
+            return false;
+        if (a->type == TRACEBPF_ARG_STRING) {
+            size_t n = 0;
+
+            if (!a->v.s)
+                return false;
+            /* Short strings: a byte loop beats a libc call. */
+            while (n <= TBL_FAST_MAX_STR && a->v.s[n])
+                n++;
+            if (n > TBL_FAST_MAX_STR)
+                return false;
+            lens[i] = (uint8_t)n;
+        }
+        slots[i] = tbl_intern_find(t, TBL_K_ANNOT, (uint64_t)(uintptr_t)a->name);
+        if (!slots[i])
+            return false;
+    }
+    return true;
+}
+
+static inline __attribute__((always_inline)) uint8_t *
+tbl_fast_annot(uint8_t *p, const struct tracebpf_arg *a, const struct tbl_intern_slot *name,
+               uint8_t slen)
+{
+    uint8_t *len;
+
+    *p++ = TBL_FAST_TAG_ANNOT;
+    len = p++;
+    *p++ = TBL_FAST_TAG_ANNOT_NAME;
+    p = tbl_fast_varint(p, name->val);
+    *p++ = tbl_fast_annot_tag[a->type];
+    switch (a->type) {
+    case TRACEBPF_ARG_DOUBLE: {
+        uint64_t bits;
+
+        memcpy(&bits, &a->v.d, sizeof(bits));
+        for (int i = 0; i < 8; i++)
+            *p++ = (uint8_t)(bits >> (8 * i));
+        break;
+    }
+    case TRACEBPF_ARG_BOOL:
+        *p++ = a->v.b ? 1 : 0;
+        break;
+    case TRACEBPF_ARG_STRING: {
+        *p++ = slen;
+        for (uint8_t k = 0; k < slen; k++)
+            *p++ = (uint8_t)a->v.s[k];
+        break;
+    }
+    case TRACEBPF_ARG_POINTER:
+        p = tbl_fast_varint(p, (uint64_t)(uintptr_t)a->v.p);
+        break;
+    default: /* INT and UINT: the same varint bits */
+        p = tbl_fast_varint(p, a->v.u);
+        break;
+    }
+    *len = (uint8_t)(p - len - 1);
+    return p;
+}
+
 /*
  * tbl_fast_event() - write one event on @t's sequence the fast way.
  * @t: the calling thread's state, bound to a writer (t->tw), not busy.
@@ -73,15 +159,18 @@ static inline __attribute__((always_inline)) uint64_t tbl_fast_now(void)
  *     branches fold away).
  * @name: event name (slice begin, instant) or counter name (counter).
  * @is_double/@ci/@cd: the counter's value (counters only).
+ * @args/@nargs: debug annotations of a slice begin or instant (at most
+ *     TBL_FAST_MAX_ARGS; others are refused); NULL/0 otherwise.
  * Return: true if the event is in the chunk; false if nothing was written
  * and the caller must take the general path.
  * Context: the owning thread.
  */
 static inline __attribute__((always_inline)) bool
 tbl_fast_event(struct tbl_tls *t, struct tracebpf_category *cat, uint32_t type, const char *name,
-               bool is_double, int64_t ci, double cd)
+               bool is_double, int64_t ci, double cd, const struct tracebpf_arg *args, size_t nargs)
 {
-    struct tbl_intern_slot *cs = NULL, *ns = NULL;
+    struct tbl_intern_slot *cs = NULL, *ns = NULL, *as[TBL_FAST_MAX_ARGS];
+    uint8_t slen[TBL_FAST_MAX_ARGS];
     uint8_t *p, *len;
     uint64_t ts;
 
@@ -96,9 +185,13 @@ tbl_fast_event(struct tbl_tls *t, struct tracebpf_category *cat, uint32_t type, 
         if (__builtin_expect(!ns, 0))
             return false;
     }
+    if (nargs && (nargs > TBL_FAST_MAX_ARGS || type == TRACEBPF_EVENT_COUNTER ||
+                  type == TRACEBPF_EVENT_SLICE_END || !tbl_fast_args_ok(t, args, nargs, as, slen)))
+        return false;
     p = tb_tw_fast_begin(t->tw, type == TRACEBPF_EVENT_SLICE_END ? TBL_FAST_MAX_END
-                                : type == TRACEBPF_EVENT_COUNTER ? TBL_FAST_MAX_COUNTER
-                                                                 : TBL_FAST_MAX_NAMED);
+                                : type == TRACEBPF_EVENT_COUNTER
+                                    ? TBL_FAST_MAX_COUNTER
+                                    : TBL_FAST_MAX_NAMED + nargs * TBL_FAST_MAX_ANNOT);
     if (__builtin_expect(!p, 0))
         return false;
     ts = tbl_fast_now();
@@ -144,6 +237,8 @@ tbl_fast_event(struct tbl_tls *t, struct tracebpf_category *cat, uint32_t type, 
         *p++ = TBL_FAST_TAG_NAME_IID;
         p = tbl_fast_varint(p, ns->val);
     }
+    for (size_t i = 0; i < nargs; i++)
+        p = tbl_fast_annot(p, &args[i], as[i], slen[i]);
     *len = (uint8_t)(p - len - 1);
     t->last_ts = ts;
     tb_tw_fast_commit(t->tw, p);

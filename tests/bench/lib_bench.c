@@ -1,5 +1,6 @@
 /*
- * lib_bench.c - what a libtracebpf event costs: ns per slice (begin+end),
+ * lib_bench.c - what a libtracebpf event costs: ns per slice (begin+end;
+ * plain, and with an int and a string annotation),
  * instant and counter on 1, 2 and 4 threads, with the category enabled and
  * disabled, next to a bare clock_gettime(CLOCK_BOOTTIME) and a write() to
  * ftrace's trace_marker measured in the same run. Not run by ctest.
@@ -8,7 +9,7 @@
  *   valgrind --tool=callgrind --toggle-collect='cg_*' lib_bench -c 100000
  *
  * -c N runs each operation N times on the main thread only, in the
- * functions cg_slice/cg_instant/cg_counter/cg_clock, so callgrind's
+ * functions cg_slice/cg_slice_args/cg_instant/cg_counter/cg_clock, so callgrind's
  * instruction count of each divided by N is a repeatable cost per event
  * on a machine too busy for ns figures (under valgrind the clock read is
  * a syscall: subtract cg_clock per clock read, two per slice).
@@ -32,9 +33,10 @@
 TRACEBPF_DEFINE_CATEGORY(on, "bench", "enabled", NULL);
 TRACEBPF_DEFINE_CATEGORY(off, "bench.off", "disabled", NULL);
 
-enum op { OP_SLICE, OP_INSTANT, OP_COUNTER, OP_CLOCK, OP_MARKER, OP_N };
-static const char *op_name[] = {"slice begin+end", "instant", "counter", "clock_gettime(BOOTTIME)",
-                                "write(trace_marker)"};
+enum op { OP_SLICE, OP_SLICE_ARGS, OP_INSTANT, OP_COUNTER, OP_CLOCK, OP_MARKER, OP_N };
+static const char *op_name[] = {
+    "slice begin+end", "slice begin+end, 2 args", "instant",
+    "counter",         "clock_gettime(BOOTTIME)", "write(trace_marker)"};
 
 struct job {
     enum op op;
@@ -73,6 +75,16 @@ static void *run(void *arg)
         else
             for (unsigned i = 0; i < n; i++) {
                 TRACE_EVENT(off, "slice");
+            }
+        break;
+    case OP_SLICE_ARGS:
+        if (j->enabled)
+            for (unsigned i = 0; i < n; i++) {
+                TRACE_EVENT(on, "slice", TRACEBPF_ARG("i", i), TRACEBPF_ARG("what", "bench"));
+            }
+        else
+            for (unsigned i = 0; i < n; i++) {
+                TRACE_EVENT(off, "slice", TRACEBPF_ARG("i", i), TRACEBPF_ARG("what", "bench"));
             }
         break;
     case OP_INSTANT:
@@ -117,6 +129,13 @@ __attribute__((noinline)) static void cg_slice(unsigned n)
     }
 }
 
+__attribute__((noinline)) static void cg_slice_args(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        TRACE_EVENT(on, "slice", TRACEBPF_ARG("i", i), TRACEBPF_ARG("what", "bench"));
+    }
+}
+
 __attribute__((noinline)) static void cg_instant(unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
@@ -147,9 +166,11 @@ static int run_callgrind(unsigned n)
         return 1;
     }
     cg_slice(1);
+    cg_slice_args(1);
     cg_instant(1);
     cg_counter(1);
     cg_slice(n);
+    cg_slice_args(n);
     cg_instant(n);
     cg_counter(n);
     cg_clock(n);
