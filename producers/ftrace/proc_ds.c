@@ -27,7 +27,9 @@
 #include "common/event_loop.h"
 #include "common/log.h"
 #include "common/pb_writer.h"
+#include "producers/ftrace/pidset.h"
 #include "producers/ftrace/probes_producer.h"
+#include "producers/ftrace/proc_read.h"
 
 /* ProcessTree fields. */
 #define PT_PROCESSES    1
@@ -50,58 +52,12 @@
 #define DEFAULT_POLL_MS  10000u
 #define PROCS_PER_PACKET 64u
 #define MAX_SEEN         4096u
-#define MAX_NS           8
 
 struct seen {
     pid_t tid;
     pid_t tgid;
     char comm[16];
 };
-
-/*
- * A set of pids as a bitmap grown to the largest pid seen: O(1) on every
- * fork of a busy system, at most pid_max bits (512 KiB at 4M pids).
- */
-struct pidset {
-    uint64_t *bits;
-    size_t words;
-};
-
-static bool pidset_has(const struct pidset *s, pid_t pid)
-{
-    size_t w = (size_t)pid / 64;
-
-    return pid >= 0 && w < s->words && (s->bits[w] >> (pid % 64) & 1);
-}
-
-/* On ENOMEM the pid is just not remembered: it may be described twice. */
-static void pidset_add(struct pidset *s, pid_t pid)
-{
-    size_t w = (size_t)pid / 64;
-
-    if (pid < 0)
-        return;
-    if (w >= s->words) {
-        size_t words = s->words ? s->words : 64;
-        uint64_t *bits;
-
-        while (words <= w)
-            words *= 2;
-        bits = realloc(s->bits, words * sizeof(*bits));
-        if (!bits)
-            return;
-        memset(bits + s->words, 0, (words - s->words) * sizeof(*bits));
-        s->bits = bits;
-        s->words = words;
-    }
-    s->bits[w] |= 1ull << (pid % 64);
-}
-
-static void pidset_free(struct pidset *s)
-{
-    free(s->bits);
-    memset(s, 0, sizeof(*s));
-}
 
 struct proc_ds {
     struct tb_probes *p;
@@ -111,90 +67,11 @@ struct proc_ds {
     uint64_t timer;
     struct seen *seen;
     size_t nr_seen;
-    struct pidset procs;     /* tgids described so far */
-    struct pidset scan_tids; /* every tid of the first scan, until armed */
+    struct tb_pidset procs;     /* tgids described so far */
+    struct tb_pidset scan_tids; /* every tid of the first scan, until armed */
     bool first_scan_done;
     bool armed;
 };
-
-/*
- * The cgroup v2 path of /proc/@pid (or of its thread @tid when non-zero),
- * as the "0::" line of its cgroup file shows it. Empty when there is none
- * (cgroup v1 only, or the task is gone).
- */
-static void read_cgroup(pid_t pid, pid_t tid, char *out, size_t len)
-{
-    char path[96], line[4096];
-    FILE *f;
-
-    out[0] = '\0';
-    if (tid)
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/cgroup", pid, tid);
-    else
-        snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
-    f = fopen(path, "re");
-    if (!f)
-        return;
-    while (fgets(line, sizeof(line), f)) {
-        if (!strncmp(line, "0::", 3)) {
-            line[strcspn(line, "\n")] = '\0';
-            snprintf(out, len, "%s", line + 3);
-            break;
-        }
-    }
-    fclose(f);
-}
-
-/* What /proc/<pid>/status says about one task. */
-struct status {
-    char name[64];
-    pid_t tgid;
-    pid_t ppid;
-    int uid;
-    int ns[MAX_NS];
-    int nr_ns;
-};
-
-static int read_status(const char *path, struct status *st)
-{
-    char line[512];
-    FILE *f;
-
-    memset(st, 0, sizeof(*st));
-    st->uid = -1;
-    f = fopen(path, "re");
-    if (!f)
-        return -errno;
-    while (fgets(line, sizeof(line), f)) {
-        if (!strncmp(line, "Name:\t", 6)) {
-            size_t n = strcspn(line + 6, "\n");
-
-            if (n >= sizeof(st->name))
-                n = sizeof(st->name) - 1;
-            memcpy(st->name, line + 6, n);
-            st->name[n] = '\0';
-        } else if (!strncmp(line, "Tgid:", 5)) {
-            st->tgid = atoi(line + 5);
-        } else if (!strncmp(line, "PPid:", 5)) {
-            st->ppid = atoi(line + 5);
-        } else if (!strncmp(line, "Uid:", 4)) {
-            st->uid = atoi(line + 4);
-        } else if (!strncmp(line, "NSpid:", 6)) {
-            char *s = line + 6, *e;
-
-            while (st->nr_ns < MAX_NS) {
-                long v = strtol(s, &e, 10);
-
-                if (e == s)
-                    break;
-                st->ns[st->nr_ns++] = (int)v;
-                s = e;
-            }
-        }
-    }
-    fclose(f);
-    return 0;
-}
 
 /* Appends the process's cmdline arguments; false when it has none (kthread). */
 static bool append_cmdline(struct tb_pbw *pbw, pid_t pid)
@@ -222,7 +99,7 @@ static bool append_cmdline(struct tb_pbw *pbw, pid_t pid)
  * (then no cgroup is written).
  */
 static void append_thread(struct tb_pbw *pbw, pid_t tid, pid_t tgid, const char *name,
-                          const struct status *st, const char *pcg)
+                          const struct tb_proc_status *st, const char *pcg)
 {
     char cg[PATH_MAX];
     int i;
@@ -237,7 +114,7 @@ static void append_thread(struct tb_pbw *pbw, pid_t tid, pid_t tgid, const char 
         tb_pbw_append_int(pbw, TH_NSTID, st->ns[i]);
     if (pcg && tgid) {
         /* Only a threaded cgroup puts a thread apart from its process. */
-        read_cgroup(tgid, tid, cg, sizeof(cg));
+        tb_proc_read_cgroup(tgid, tid, cg, sizeof(cg));
         if (cg[0] && strcmp(cg, pcg))
             tb_pbw_append_string(pbw, PT_TB_CGROUP, cg);
     }
@@ -252,13 +129,13 @@ static void append_thread(struct tb_pbw *pbw, pid_t tid, pid_t tgid, const char 
 static int append_process(struct proc_ds *ds, struct tb_pbw *pbw, pid_t pid)
 {
     char path[64], cg[PATH_MAX];
-    struct status st, tst;
+    struct tb_proc_status st, tst;
     struct dirent *de;
     DIR *d;
     int i;
 
     snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    if (read_status(path, &st))
+    if (tb_proc_read_status(path, &st))
         return -ENOENT;
     tb_pbw_begin_nested(pbw, PT_PROCESSES);
     tb_pbw_append_varint(pbw, PR_PID, (uint64_t)pid);
@@ -277,11 +154,11 @@ static int append_process(struct proc_ds *ds, struct tb_pbw *pbw, pid_t pid)
         tb_pbw_append_varint(pbw, PR_UID, (uint64_t)st.uid);
     for (i = 1; i < st.nr_ns; i++)
         tb_pbw_append_int(pbw, PR_NSPID, st.ns[i]);
-    read_cgroup(pid, 0, cg, sizeof(cg));
+    tb_proc_read_cgroup(pid, 0, cg, sizeof(cg));
     if (cg[0])
         tb_pbw_append_string(pbw, PT_TB_CGROUP, cg);
     tb_pbw_end_nested(pbw);
-    pidset_add(&ds->procs, pid);
+    tb_pidset_add(&ds->procs, pid);
 
     snprintf(path, sizeof(path), "/proc/%d/task", pid);
     d = opendir(path);
@@ -295,11 +172,11 @@ static int append_process(struct proc_ds *ds, struct tb_pbw *pbw, pid_t pid)
             continue;
         tid = atoi(de->d_name);
         snprintf(tpath, sizeof(tpath), "/proc/%d/task/%d/status", pid, tid);
-        if (read_status(tpath, &tst))
+        if (tb_proc_read_status(tpath, &tst))
             continue;
         append_thread(pbw, tid, pid, tst.name, &tst, cg);
         if (!ds->first_scan_done)
-            pidset_add(&ds->scan_tids, tid);
+            tb_pidset_add(&ds->scan_tids, tid);
     }
     closedir(d);
     return 0;
@@ -351,7 +228,7 @@ static void dump_all(struct proc_ds *ds)
 static void append_new_threads(struct proc_ds *ds, struct tb_pbw *pbw, pid_t pid)
 {
     char path[96], cg[PATH_MAX];
-    struct status st;
+    struct tb_proc_status st;
     struct dirent *de;
     DIR *d;
 
@@ -366,13 +243,13 @@ static void append_new_threads(struct proc_ds *ds, struct tb_pbw *pbw, pid_t pid
         if (!isdigit((unsigned char)de->d_name[0]))
             continue;
         tid = atoi(de->d_name);
-        if (pidset_has(&ds->scan_tids, tid))
+        if (tb_pidset_has(&ds->scan_tids, tid))
             continue;
         snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
-        if (read_status(path, &st))
+        if (tb_proc_read_status(path, &st))
             continue;
         if (!cg[0])
-            read_cgroup(pid, 0, cg, sizeof(cg));
+            tb_proc_read_cgroup(pid, 0, cg, sizeof(cg));
         append_thread(pbw, tid, pid, st.name, &st, cg);
     }
     closedir(d);
@@ -409,7 +286,7 @@ void tb_proc_ds_armed(void *state)
             pbw = tb_probes_begin_packet(&ds->w);
             tb_pbw_begin_nested(pbw, TB_PKT_PROCESS_TREE);
         }
-        if (pidset_has(&ds->procs, pid)) {
+        if (tb_pidset_has(&ds->procs, pid)) {
             append_new_threads(ds, pbw, pid);
             continue;
         }
@@ -425,7 +302,7 @@ void tb_proc_ds_armed(void *state)
         end_tree(ds, pbw);
     tb_probes_writer_flush(&ds->w);
 out:
-    pidset_free(&ds->scan_tids);
+    tb_pidset_free(&ds->scan_tids);
 }
 
 static void on_poll(void *ctx)
@@ -451,7 +328,7 @@ void tb_proc_ds_flush_seen(void *state)
     struct proc_ds *ds = state;
     char path[64], cg[PATH_MAX];
     struct tb_pbw *pbw;
-    struct status st;
+    struct tb_proc_status st;
     size_t i, j;
 
     if (!ds->nr_seen)
@@ -468,14 +345,14 @@ void tb_proc_ds_flush_seen(void *state)
         if (later)
             continue;
         snprintf(path, sizeof(path), "/proc/%d/status", s->tid);
-        if (!read_status(path, &st)) {
+        if (!tb_proc_read_status(path, &st)) {
             /* A thread of a process never described brings it along. */
-            bool whole = st.tgid == s->tid || !pidset_has(&ds->procs, st.tgid);
+            bool whole = st.tgid == s->tid || !tb_pidset_has(&ds->procs, st.tgid);
 
             if (whole && !append_process(ds, pbw, st.tgid))
                 continue;
             if (st.tgid != s->tid) {
-                read_cgroup(st.tgid, 0, cg, sizeof(cg));
+                tb_proc_read_cgroup(st.tgid, 0, cg, sizeof(cg));
                 append_thread(pbw, s->tid, st.tgid, st.name, &st, cg);
                 continue;
             }
@@ -497,8 +374,8 @@ static void ds_destroy(void *state)
     if (ds->timer)
         tb_loop_cancel_timer(tb_probes_loop(ds->p), ds->timer);
     tb_probes_writer_close(&ds->w);
-    pidset_free(&ds->procs);
-    pidset_free(&ds->scan_tids);
+    tb_pidset_free(&ds->procs);
+    tb_pidset_free(&ds->scan_tids);
     free(ds->seen);
     free(ds);
 }
