@@ -24,7 +24,10 @@
 static void *ipc_thread_main(void *arg)
 {
     struct tb_pc *pc = arg;
-    int err = tb_loop_run(pc->loop);
+    int err;
+
+    tb_pc_sched_short_slice(TB_PC_DRAIN_SLICE_US);
+    err = tb_loop_run(pc->loop);
 
     if (err)
         tb_err("producer %s: IPC loop failed: %s", pc->producer_name, strerror(-err));

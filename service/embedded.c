@@ -14,6 +14,7 @@
 
 #include "common/event_loop.h"
 #include "common/log.h"
+#include "common/producer_client.h"
 #include "service/service.h"
 
 struct tb_svc_embedded {
@@ -43,6 +44,8 @@ static void *run(void *arg)
     pthread_mutex_unlock(&e->lock);
     if (err)
         return NULL;
+    /* As the daemon's loop: producers get chunks back only once it ran. */
+    tb_pc_sched_short_slice(TB_PC_DRAIN_SLICE_US);
     tb_loop_run(e->loop);
     tb_svc_service_free(svc);
     return NULL;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/event_loop.h"
+#include "common/producer_client.h"
 #include "common/ipc_sock.h"
 #include "common/log.h"
 #include "service/service.h"
@@ -242,6 +243,8 @@ int main(int argc, char **argv)
         goto out_quiet;
     }
     notify_ready();
+    /* Producers get their chunks back only once this loop ran. */
+    tb_pc_sched_short_slice(TB_PC_DRAIN_SLICE_US);
     err = tb_loop_run(loop);
 out:
     if (err)
