@@ -176,34 +176,38 @@ tbl_fast_event(struct tbl_tls *t, struct tracebpf_category *cat, uint32_t type, 
 
     if (__builtin_expect(!t->seq_started || t->no_fast, 0))
         return false;
+    /*
+     * Busy from the first look at the intern table to the commit: an event
+     * from a signal handler on this thread is then dropped, as in the
+     * general path, instead of resetting the table under our slot pointers
+     * or writing its packet where this one goes.
+     */
+    t->busy = true;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     if (type != TRACEBPF_EVENT_SLICE_END) {
         cs = tbl_intern_find(t, TBL_K_CAT, (uint64_t)(uintptr_t)cat);
         if (__builtin_expect(!cs, 0))
-            return false;
+            goto refuse;
         ns = tbl_intern_find(t, type == TRACEBPF_EVENT_COUNTER ? TBL_K_CNAME : TBL_K_NAME,
                              (uint64_t)(uintptr_t)name);
         if (__builtin_expect(!ns, 0))
-            return false;
+            goto refuse;
     }
     if (nargs && (nargs > TBL_FAST_MAX_ARGS || type == TRACEBPF_EVENT_COUNTER ||
                   type == TRACEBPF_EVENT_SLICE_END || !tbl_fast_args_ok(t, args, nargs, as, slen)))
-        return false;
+        goto refuse;
     p = tb_tw_fast_begin(t->tw, type == TRACEBPF_EVENT_SLICE_END ? TBL_FAST_MAX_END
                                 : type == TRACEBPF_EVENT_COUNTER
                                     ? TBL_FAST_MAX_COUNTER
                                     : TBL_FAST_MAX_NAMED + nargs * TBL_FAST_MAX_ANNOT);
     if (__builtin_expect(!p, 0))
-        return false;
+        goto refuse;
     ts = tbl_fast_now();
     /* An explicit timestamp ahead of the clock moved last_ts: the general
      * path writes this one as an absolute time. */
     if (__builtin_expect(ts < t->last_ts, 0))
-        return false;
+        goto refuse;
 
-    /* A signal handler's event on this thread is dropped, as in the
-     * general path, rather than written over this one. */
-    t->busy = true;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     *p++ = TBL_FAST_TAG_TIMESTAMP;
     p = tbl_fast_varint(p, ts - t->last_ts);
     *p++ = TBL_FAST_TAG_SEQ_FLAGS;
@@ -248,6 +252,10 @@ tbl_fast_event(struct tbl_tls *t, struct tracebpf_category *cat, uint32_t type, 
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     t->busy = false;
     return true;
+refuse:
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    t->busy = false;
+    return false;
 }
 
 #endif /* TB_LIB_TE_FAST_H */

@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <signal.h>
+#include <time.h>
 
 #include "producers/userspace/te_decode.h"
 #include "producers/userspace/te_seq.h"
@@ -260,6 +262,76 @@ static void test_future_timestamp_then_plain(void **state)
     tbl_decoded_free(d);
 }
 
+static volatile sig_atomic_t signals_seen;
+static volatile bool stop_kicker;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    signals_seen++;
+    /* Longer than the loop's packets: one written over the other would
+     * leave bytes a reader trips on. */
+    TRACE_EVENT_INSTANT(fast, "from signal", TRACEBPF_ARG("n", (int)signals_seen));
+}
+
+static void *kicker(void *arg)
+{
+    pthread_t target = *(pthread_t *)arg;
+    struct timespec ts = {0, 20 * 1000};
+
+    while (!stop_kicker) {
+        pthread_kill(target, SIGUSR1);
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* Events from a signal handler that interrupts the fast path are dropped
+ * (the thread is busy) or written whole between two events: the trace
+ * decodes, and every event of the interrupted loop is there, in order. */
+static void test_signal_handler_events(void **state)
+{
+    struct sigaction sa = {.sa_handler = on_signal}, old;
+    const int n = 300000;
+    pthread_t self = pthread_self(), th;
+    size_t mine = 0, from_signal = 0;
+    uint64_t last = 0;
+    struct tbl_decoded *d;
+
+    (void)state;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    TRACE_EVENT_INSTANT(fast, "loop"); /* interned before the storm */
+    TRACE_EVENT_INSTANT(fast, "from signal", TRACEBPF_ARG("n", 0));
+    stop_kicker = false;
+    assert_int_equal(pthread_create(&th, NULL, kicker, &self), 0);
+    for (int i = 0; i < n; i++)
+        TRACE_EVENT_INSTANT(fast, "loop");
+    stop_kicker = true;
+    pthread_join(th, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+
+    d = snapshot();
+    for (size_t i = 0; i < d->nev; i++) {
+        if (!d->ev[i].name)
+            continue;
+        if (!strcmp(d->ev[i].name, "loop")) {
+            mine++;
+            assert_true(d->ev[i].ts >= last);
+            last = d->ev[i].ts;
+        } else if (!strcmp(d->ev[i].name, "from signal")) {
+            from_signal++;
+        }
+    }
+    print_message("signals %d, events from the handler in the trace %zu\n", (int)signals_seen,
+                  from_signal - 1);
+    assert_int_equal(mine, (size_t)n + 1);
+    assert_true(signals_seen > 0);
+    assert_true(from_signal - 1 <= (size_t)signals_seen);
+    tbl_decoded_free(d);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -281,6 +353,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fast_decodes_like_general),
         cmocka_unit_test(test_future_timestamp_then_plain),
+        cmocka_unit_test(test_signal_handler_events),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
