@@ -24,6 +24,7 @@
 #include <cmocka.h>
 #include <zlib.h>
 
+#include "daemon_util.h"
 #include "common/consumer_client.h"
 #include "common/event_loop.h"
 #include "common/ipc_client.h"
@@ -35,38 +36,17 @@
 
 #define PAD_FIELD 2000u /* a field no one uses: producers may write it */
 
-static char dir[256], psock[300], csock[300];
-static pid_t daemon_pid;
-
-static void sleep_ms(int ms)
-{
-    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
-/* ------------------------------------------------------------ daemon */
+static struct td_daemon daemon_;
 
 static int start_daemon(void **state)
 {
-    const char *bd = getenv("TB_TEST_BUILD_DIR");
-    char bin[512];
+    static const char *const args[] = {"--max-commit-entries", "4096", NULL};
+    struct td_opts o = {.tag = "svc-e2e", .args = args};
     struct stat st;
 
-    snprintf(dir, sizeof(dir), "/tmp/svc-e2e-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(psock, sizeof(psock), "%s/producer.sock", dir);
-    snprintf(csock, sizeof(csock), "%s/consumer.sock", dir);
-    snprintf(bin, sizeof(bin), "%s/service/traced-bpf", bd ? bd : ".");
-    daemon_pid = fork();
-    assert_true(daemon_pid >= 0);
-    if (daemon_pid == 0) {
-        setenv("PERFETTO_PRODUCER_SOCK_NAME", psock, 1);
-        setenv("PERFETTO_CONSUMER_SOCK_NAME", csock, 1);
-        execl(bin, bin, "--no-probes", "--max-commit-entries", "4096", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 500 && stat(psock, &st); i++)
-        sleep_ms(10);
-    assert_int_equal(stat(psock, &st), 0);
+    (void)state;
+    assert_int_equal(td_start(&daemon_, &o), 0);
+    assert_int_equal(stat(daemon_.psock, &st), 0);
     /* Anyone may produce. */
     assert_int_equal(st.st_mode & 0777, 0666);
     return 0;
@@ -74,15 +54,13 @@ static int start_daemon(void **state)
 
 static int stop_daemon(void **state)
 {
-    int status = 0;
     struct stat st;
 
-    kill(daemon_pid, SIGTERM);
-    waitpid(daemon_pid, &status, 0);
+    (void)state;
     /* Clean shutdown: exit 0 and the socket files removed. */
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_int_not_equal(stat(psock, &st), 0);
-    rmdir(dir);
+    assert_int_equal(td_stop(&daemon_), 0);
+    assert_int_not_equal(stat(daemon_.psock, &st), 0);
+    td_cleanup(&daemon_, false);
     return 0;
 }
 
@@ -144,7 +122,7 @@ static int tprod_connect(struct tprod *tp, const char *name, const char *ds)
     memset(tp, 0, sizeof(*tp));
     pthread_mutex_init(&tp->q.lock, NULL);
     if ((err = tb_loop_new(&tp->loop)) || (err = tb_ipc_client_new(tp->loop, NULL, &tp->client)) ||
-        (err = tb_ipc_client_connect_sync(tp->client, psock, "ProducerPort", 5000)))
+        (err = tb_ipc_client_connect_sync(tp->client, daemon_.psock, "ProducerPort", 5000)))
         return err;
     init.producer_name = (char *)name;
     err = tb_ipc_client_invoke_sync(tp->client, "InitializeConnection", &init.base,
@@ -273,7 +251,7 @@ static void mw_acquire(struct mw *w)
                 return;
             }
         }
-        sleep_ms(1); /* SMB full: wait for the service to free chunks */
+        td_sleep_ms(1); /* SMB full: wait for the service to free chunks */
     }
 }
 
@@ -477,7 +455,7 @@ static void test_n_packets_k_threads(void **state)
     const unsigned k = 4, per = 3000;
 
     assert_int_equal(tprod_connect(&tp, "e2e-producer", "e2e.test"), 0);
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 5000, &cc), 0);
     config(&cfg, &buf, bufs, &ds, dss, &dsc, 64 * 1024, false);
     assert_int_equal(tb_cc_enable(cc, &cfg, -1), 0);
     wait_started(&tp);
@@ -506,7 +484,7 @@ static void test_ring_wrap(void **state)
     size_t fit, payload;
 
     assert_int_equal(tprod_connect(&tp, "e2e-ring", "e2e.test"), 0);
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 5000, &cc), 0);
     config(&cfg, &buf, bufs, &ds, dss, &dsc, 64, true);
     assert_int_equal(tb_cc_enable(cc, &cfg, -1), 0);
     wait_started(&tp);
@@ -548,7 +526,7 @@ static void test_liar_and_good_producer(void **state)
 
     assert_int_equal(tprod_connect(&good, "good", "e2e.test"), 0);
     assert_int_equal(tprod_connect(&bad, "bad", "e2e.test"), 0);
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 5000, &cc), 0);
     config(&cfg, &buf, bufs, &ds, dss, &dsc, 16 * 1024, false);
     assert_int_equal(tb_cc_enable(cc, &cfg, -1), 0);
     wait_started(&good);
@@ -562,7 +540,7 @@ static void test_liar_and_good_producer(void **state)
     send_commits(&bad, bad.target);
     sync_producer(&bad);
     /* A raw peer sends an absurd frame header and garbage. */
-    assert_int_equal(tb_ipc_sock_connect(psock, false, &fd), 0);
+    assert_int_equal(tb_ipc_sock_connect(daemon_.psock, false, &fd), 0);
     memset(junk, 0xff, sizeof(junk));
     assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
     assert_int_equal(read(fd, junk, sizeof(junk)), 0); /* the service hung up */
@@ -622,7 +600,7 @@ static void test_sigkill_producer(void **state)
     pid_t child;
     char c;
 
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 5000, &cc), 0);
     config(&cfg, &buf, bufs, &ds, dss, &dsc, 1024, false);
     assert_int_equal(tb_cc_enable(cc, &cfg, -1), 0);
     assert_int_equal(pipe(pfd), 0);
@@ -644,7 +622,7 @@ static void test_sigkill_producer(void **state)
         perfetto__protos__tracing_service_state__free_unpacked(ss, NULL);
         if (c)
             break;
-        sleep_ms(10);
+        td_sleep_ms(10);
     }
     finish_session(cc, &t);
     /* 100 committed + 49 scraped (the last packet of a chunk being written is unsafe). */
@@ -665,7 +643,7 @@ static void test_consumer_disconnect_frees_session(void **state)
     int sessions = -1;
 
     assert_int_equal(tprod_connect(&tp, "watcher", "e2e.test"), 0);
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 5000, &cc), 0);
     config(&cfg, &buf, bufs, &ds, dss, &dsc, 1024, false);
     assert_int_equal(tb_cc_enable(cc, &cfg, -1), 0);
     wait_started(&tp);
@@ -673,7 +651,7 @@ static void test_consumer_disconnect_frees_session(void **state)
     for (int i = 0; i < 500 && !tp.stopped; i++)
         tb_loop_run_once(tp.loop, 2);
     assert_true(tp.stopped);
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 5000, &cc), 0);
     assert_int_equal(tb_cc_query_state(cc, 5000, &ss), 0);
     sessions = ss->num_sessions;
     perfetto__protos__tracing_service_state__free_unpacked(ss, NULL);
@@ -739,11 +717,11 @@ static void run_file_session(bool deflate)
     uint8_t *data;
     int fd, err = 0;
 
-    snprintf(path, sizeof(path), "%s/trace-%d.pftrace", dir, deflate);
+    snprintf(path, sizeof(path), "%s/trace-%d.pftrace", daemon_.dir, deflate);
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     assert_true(fd >= 0);
     assert_int_equal(tprod_connect(&tp, "file-producer", "e2e.test"), 0);
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 5000, &cc), 0);
     /* A buffer far smaller than the data: only periodic writes keep it all. */
     config(&cfg, &buf, bufs, &ds, dss, &dsc, 512, false);
     cfg.has_write_into_file = true;
@@ -772,7 +750,7 @@ static void run_file_session(bool deflate)
                 mw_release(&th.w);
                 send_commits(&tp, tp.target);
                 sync_producer(&tp);
-                sleep_ms(120); /* let a file write pass drain the buffer */
+                td_sleep_ms(120); /* let a file write pass drain the buffer */
             }
         }
     }
@@ -823,7 +801,7 @@ static void read_session_to_file(bool deflate, const char *path, unsigned k, uns
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     assert_true(fd >= 0);
     assert_int_equal(tprod_connect(&tp, "read-producer", "e2e.test"), 0);
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 5000, &cc), 0);
     config(&cfg, &buf, bufs, &ds, dss, &dsc, 64 * 1024, false);
     if (deflate) {
         /* The deprecated spelling: what tracebpf record --compress sends. */
@@ -924,8 +902,8 @@ static void test_read_buffers_deflate(void **state)
     bool same;
     uint8_t *d;
 
-    snprintf(plain, sizeof(plain), "%s/read-plain.pftrace", dir);
-    snprintf(packed, sizeof(packed), "%s/read-deflate.pftrace", dir);
+    snprintf(plain, sizeof(plain), "%s/read-plain.pftrace", daemon_.dir);
+    snprintf(packed, sizeof(packed), "%s/read-deflate.pftrace", daemon_.dir);
     read_session_to_file(false, plain, k, per);
     read_session_to_file(true, packed, k, per);
 

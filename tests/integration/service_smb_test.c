@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "daemon_util.h"
 #include "common/consumer_client.h"
 #include "common/event_loop.h"
 #include "common/ipc_client.h"
@@ -35,47 +36,24 @@
 
 #define NPKTS 500u
 
-static char dir[256], psock[300], csock[300];
-static pid_t daemon_pid;
-
-static void sleep_ms(int ms)
-{
-    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
+static struct td_daemon daemon_;
 
 static int start_daemon(void **state)
 {
-    const char *bd = getenv("TB_TEST_BUILD_DIR");
-    char bin[512];
+    struct td_opts o = {.tag = "svc-smb"};
     struct stat st;
 
-    snprintf(dir, sizeof(dir), "/tmp/svc-smb-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(psock, sizeof(psock), "%s/producer.sock", dir);
-    snprintf(csock, sizeof(csock), "%s/consumer.sock", dir);
-    snprintf(bin, sizeof(bin), "%s/service/traced-bpf", bd ? bd : ".");
-    daemon_pid = fork();
-    assert_true(daemon_pid >= 0);
-    if (daemon_pid == 0) {
-        setenv("PERFETTO_PRODUCER_SOCK_NAME", psock, 1);
-        setenv("PERFETTO_CONSUMER_SOCK_NAME", csock, 1);
-        execl(bin, bin, "--no-probes", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 500 && stat(psock, &st); i++)
-        sleep_ms(10);
-    assert_int_equal(stat(psock, &st), 0);
+    (void)state;
+    assert_int_equal(td_start(&daemon_, &o), 0);
+    assert_int_equal(stat(daemon_.psock, &st), 0);
     return 0;
 }
 
 static int stop_daemon(void **state)
 {
-    int status = 0;
-
-    kill(daemon_pid, SIGTERM);
-    waitpid(daemon_pid, &status, 0);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    rmdir(dir);
+    (void)state;
+    assert_int_equal(td_stop(&daemon_), 0);
+    td_cleanup(&daemon_, false);
     return 0;
 }
 
@@ -87,7 +65,7 @@ static int daemon_fds_named(const char *name)
     int n = 0;
     DIR *d;
 
-    snprintf(path, sizeof(path), "/proc/%d/fd", (int)daemon_pid);
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)daemon_.pid);
     snprintf(want, sizeof(want), "/memfd:%s ", name);
     d = opendir(path);
     assert_non_null(d);
@@ -159,7 +137,8 @@ static int tprod_connect(struct tprod *tp, int smb_fd, uint32_t page_hint)
 
     assert_int_equal(tb_loop_new(&tp->loop), 0);
     assert_int_equal(tb_ipc_client_new(tp->loop, NULL, &tp->client), 0);
-    assert_int_equal(tb_ipc_client_connect_sync(tp->client, psock, "ProducerPort", 5000), 0);
+    assert_int_equal(tb_ipc_client_connect_sync(tp->client, daemon_.psock, "ProducerPort", 5000),
+                     0);
     init.producer_name = (char *)"smb-producer";
     init.has_shared_memory_page_size_hint_bytes = page_hint != 0;
     init.shared_memory_page_size_hint_bytes = page_hint;
@@ -199,7 +178,8 @@ static void tprod_connect_plain(struct tprod *tp)
 
     assert_int_equal(tb_loop_new(&tp->loop), 0);
     assert_int_equal(tb_ipc_client_new(tp->loop, NULL, &tp->client), 0);
-    assert_int_equal(tb_ipc_client_connect_sync(tp->client, psock, "ProducerPort", 5000), 0);
+    assert_int_equal(tb_ipc_client_connect_sync(tp->client, daemon_.psock, "ProducerPort", 5000),
+                     0);
     init.producer_name = (char *)"smb-producer";
     assert_int_equal(tb_ipc_client_invoke_sync(tp->client, "InitializeConnection", &init.base, NULL,
                                                -1, 5000, NULL, NULL),
@@ -315,7 +295,7 @@ static void record(struct tprod *tp, struct tally *t)
     cfg.buffers = bufs;
     cfg.n_data_sources = 1;
     cfg.data_sources = dss;
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 5000, &cc), 0);
     assert_int_equal(tb_cc_enable(cc, &cfg, -1), 0);
     for (int i = 0; i < 2500 && !tp->started; i++)
         tb_loop_run_once(tp->loop, 2);
@@ -372,7 +352,7 @@ static void test_sealed_smb_adopted(void **state)
     tb_shm_destroy(tp.shm);
     /* Gone with the connection. */
     for (int i = 0; i < 200 && daemon_fds_named("tb_smb_good"); i++)
-        sleep_ms(5);
+        td_sleep_ms(5);
     assert_int_equal(daemon_fds_named("tb_smb_good"), 0);
 }
 

@@ -1,44 +1,42 @@
 /*
  * system_daemon.h - test helper of the whole-system tests: the build-tree
  * traced-bpf daemon WITH its kernel producer on private sockets in a temp
- * dir (the tests point tracebpf at it through PERFETTO_*_SOCK_NAME), its
- * stop by SIGTERM with the checks a user would make afterwards, and a walk
- * over a recorded trace file's packets. Header-only, like cli_run.h, so
- * each test stays one executable.
+ * dir (daemon_util.h; the tests point tracebpf at it through
+ * PERFETTO_*_SOCK_NAME), up once `tracebpf ls` lists the producer, the
+ * checks a user would make after its stop, and a walk over a recorded
+ * trace file's packets. Header-only, like cli_run.h, so each test stays
+ * one executable.
  */
 #ifndef TB_TESTS_SYSTEM_DAEMON_H
 #define TB_TESTS_SYSTEM_DAEMON_H
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli_run.h"
+#include "daemon_util.h"
 #include "consumer/trace_reader.h"
 #include "perfetto/trace/trace_packet.pb-c.h"
 
+/*
+ * struct sys_daemon - @d: the daemon. @dir: its temp dir, which also holds
+ * the traces a test writes; @log: its stdout + stderr (both point into @d,
+ * valid after sys_daemon_start()). @probes_pid: its traced-bpf-probes
+ * child, as `tracebpf ls` shows it.
+ */
 struct sys_daemon {
-    char dir[64];     /* temp dir holding the sockets and the daemon log */
-    char log[96];     /* the daemon's stdout + stderr */
-    pid_t pid;        /* the daemon, -1 when not running */
-    pid_t probes_pid; /* its traced-bpf-probes child, as `tracebpf ls` shows */
+    struct td_daemon d;
+    const char *dir;
+    const char *log;
+    pid_t probes_pid;
 };
 
 static inline void sys_sleep_ms(long ms)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
+    td_sleep_ms(ms);
 }
 
 /* Root, BTF and a writable tracefs: what the kernel producer needs. */
@@ -62,57 +60,34 @@ static inline pid_t sys_ls_probes_pid(const char *ls_out)
 }
 
 /*
- * sys_daemon_start() - start <build>/service/traced-bpf (probes included)
- * and wait until `tracebpf ls` lists traced-bpf-probes. Return: 0, or -1
- * when either never came up (the daemon log is printed).
+ * sys_daemon_start() - start <build>/service/traced-bpf (probes included,
+ * output in <dir>/daemon.log, this process's socket variables pointed at
+ * it) and wait until `tracebpf ls` lists traced-bpf-probes. Return: 0, or
+ * -1 when either never came up (the daemon log is printed).
  */
-static inline int sys_daemon_start(struct sys_daemon *d)
+static inline int sys_daemon_start(struct sys_daemon *s)
 {
-    const char *bd = getenv("TB_TEST_BUILD_DIR");
-    posix_spawn_file_actions_t fa;
-    char svc[PATH_MAX], sock[128];
-    char *argv[] = {svc, NULL};
+    struct td_opts o = {.tag = "tb-system", .probes = true, .log = true, .export_env = true};
     const char *ls[] = {"ls", NULL};
-    int fd, i;
+    int i;
 
-    memset(d, 0, sizeof(*d));
-    d->pid = d->probes_pid = -1;
-    snprintf(d->dir, sizeof(d->dir), "/tmp/tb-system-XXXXXX");
-    if (!mkdtemp(d->dir))
-        return -1;
-    snprintf(d->log, sizeof(d->log), "%s/daemon.log", d->dir);
-    snprintf(sock, sizeof(sock), "%s/producer.sock", d->dir);
-    setenv("PERFETTO_PRODUCER_SOCK_NAME", sock, 1);
-    snprintf(sock, sizeof(sock), "%s/consumer.sock", d->dir);
-    setenv("PERFETTO_CONSUMER_SOCK_NAME", sock, 1);
-    snprintf(svc, sizeof(svc), "%s/service/traced-bpf", bd ? bd : ".");
-    fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, fd, 2);
-    if (posix_spawn(&d->pid, svc, &fa, NULL, argv, environ))
-        d->pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    close(fd);
-    if (d->pid <= 0)
+    s->probes_pid = -1;
+    s->dir = s->d.dir;
+    s->log = s->d.log;
+    if (td_start(&s->d, &o))
         return -1;
     /* The probes parse BTF and load BPF at start: give them seconds. */
-    for (i = 0; i < 150 && d->probes_pid <= 0; i++) {
+    for (i = 0; i < 150 && s->probes_pid <= 0; i++) {
         struct cli_result r;
 
         sys_sleep_ms(100);
         if (!cli_run(&r, ls) && r.status == 0)
-            d->probes_pid = sys_ls_probes_pid(r.out);
+            s->probes_pid = sys_ls_probes_pid(r.out);
         cli_result_free(&r);
     }
-    if (d->probes_pid <= 0) {
-        char *log = cli_slurp(d->log);
-
-        fprintf(stderr, "daemon or probes did not come up; daemon log:\n%s\n", log);
-        free(log);
+    if (s->probes_pid <= 0) {
+        fprintf(stderr, "probes did not come up\n");
+        td_print_log(&s->d);
         return -1;
     }
     return 0;
@@ -138,48 +113,15 @@ static inline bool sys_pid_alive(pid_t pid)
  * code, 128 + signal, or -1 when it was not running or did not exit in 10 s
  * (then it is killed).
  */
-static inline int sys_daemon_stop(struct sys_daemon *d)
+static inline int sys_daemon_stop(struct sys_daemon *s)
 {
-    int st = 0, i;
-    pid_t r = 0;
-
-    if (d->pid <= 0)
-        return -1;
-    kill(d->pid, SIGTERM);
-    for (i = 0; i < 1000 && (r = waitpid(d->pid, &st, WNOHANG)) == 0; i++)
-        sys_sleep_ms(10);
-    if (r != d->pid) {
-        kill(d->pid, SIGKILL);
-        waitpid(d->pid, &st, 0);
-        d->pid = -1;
-        return -1;
-    }
-    d->pid = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return td_stop(&s->d);
 }
 
 /* Remove the temp dir (the log is printed first when @print_log). */
-static inline void sys_daemon_cleanup(struct sys_daemon *d, bool print_log)
+static inline void sys_daemon_cleanup(struct sys_daemon *s, bool print_log)
 {
-    char path[160];
-
-    if (d->pid > 0)
-        sys_daemon_stop(d);
-    if (!d->dir[0])
-        return;
-    if (print_log) {
-        char *log = cli_slurp(d->log);
-
-        fprintf(stderr, "--- daemon log ---\n%s--- end ---\n", log);
-        free(log);
-    }
-    unlink(d->log);
-    snprintf(path, sizeof(path), "%s/producer.sock", d->dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/consumer.sock", d->dir);
-    unlink(path);
-    rmdir(d->dir);
-    d->dir[0] = '\0';
+    td_cleanup(&s->d, print_log);
 }
 
 /*
