@@ -14,6 +14,7 @@
 
 #include "common/event_loop.h"
 #include "common/log.h"
+#include "common/thread_prio.h"
 #include "common/producer_client.h"
 #include "service/service.h"
 
@@ -45,6 +46,7 @@ static void *run(void *arg)
     if (err)
         return NULL;
     /* As the daemon's loop: producers get chunks back only once it ran. */
+    tb_thread_raise_prio(TB_DRAIN_NICE);
     tb_pc_sched_short_slice(TB_PC_DRAIN_SLICE_US);
     tb_loop_run(e->loop);
     tb_svc_service_free(svc);

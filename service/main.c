@@ -16,6 +16,7 @@
 #include "common/producer_client.h"
 #include "common/ipc_sock.h"
 #include "common/log.h"
+#include "common/thread_prio.h"
 #include "service/service.h"
 
 #ifndef TB_VERSION_STRING
@@ -244,6 +245,7 @@ int main(int argc, char **argv)
     }
     notify_ready();
     /* Producers get their chunks back only once this loop ran. */
+    tb_thread_raise_prio(TB_DRAIN_NICE);
     tb_pc_sched_short_slice(TB_PC_DRAIN_SLICE_US);
     err = tb_loop_run(loop);
 out:

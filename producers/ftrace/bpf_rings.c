@@ -22,6 +22,7 @@
 
 #include "bpf/record.h"
 #include "common/log.h"
+#include "common/producer_client.h"
 
 struct tb_bpf_rings {
     int *ring_fds;
@@ -168,11 +169,21 @@ int tb_bpf_rings_new(const struct tb_bpf_rings_opts *opts, struct tb_bpf_rings *
         err = -errno;
         goto out;
     }
+    /*
+     * Edge-triggered, on each ring's own fd rather than libbpf's
+     * (level-triggered) epoll fd: a ring that is never empty under load
+     * would keep a level-triggered fd readable, and the drain thread would
+     * spin on epoll_wait, tracing its own syscalls, instead of waiting for
+     * the timer or a program's half-full wakeup.
+     */
+    ev.events = EPOLLIN | EPOLLET;
     ev.data.u32 = 1;
-    if (epoll_ctl(r->epoll_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(r->rb), &ev) < 0) {
-        err = -errno;
-        tb_err("bpf: watching the rings: %s", strerror(-err));
-        goto out;
+    for (i = 0; i < r->nr_rings; i++) {
+        if (epoll_ctl(r->epoll_fd, EPOLL_CTL_ADD, r->ring_fds[i], &ev) < 0) {
+            err = -errno;
+            tb_err("bpf: watching ring %u: %s", i, strerror(-err));
+            goto out;
+        }
     }
     *out = r;
     return 0;
@@ -263,6 +274,8 @@ static void *drain_main(void *arg)
     uint64_t v;
     int n, err;
 
+    /* Woken at half-full, it must run before the other half fills too. */
+    tb_pc_sched_short_slice(TB_PC_DRAIN_SLICE_US);
     while (!r->stopping) {
         n = epoll_wait(r->epoll_fd, evs, 2, r->drain_period_ms);
         if (n < 0 && errno != EINTR) {

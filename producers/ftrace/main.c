@@ -16,6 +16,7 @@
 
 #include "common/event_loop.h"
 #include "common/log.h"
+#include "common/thread_prio.h"
 #include "producers/ftrace/ftrace_instance.h"
 #include "producers/ftrace/probes_producer.h"
 
@@ -102,6 +103,8 @@ int main(int argc, char **argv)
     if (cleanup)
         return 0;
 
+    /* Before any thread exists, so the drain threads inherit it. */
+    tb_thread_raise_prio(TB_DRAIN_NICE);
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
