@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/shm_arbiter.h"
@@ -29,6 +30,8 @@ struct tb_arbiter {
     struct tb_shm_patch *patches;
     size_t num_patches, cap_patches;
     bool urgent_sent;
+    uint64_t pending_since_ns; /* when the batch last became non-empty */
+    uint64_t max_delay_ns;
     tb_arbiter_notify_fn notify;
     void *notify_ctx;
 
@@ -148,6 +151,14 @@ int tb_arbiter_get_chunk(struct tb_arbiter *arb, uint16_t writer_id, uint32_t ch
     return -ENOSPC;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void notify(tb_arbiter_notify_fn fn, void *ctx, int what)
 {
     if (fn && what)
@@ -176,8 +187,11 @@ int tb_arbiter_return_chunk(struct tb_arbiter *arb, const struct tb_shm_chunk *c
                arb->cap_commits, chunk->page, chunk->chunk);
         return -ENOSPC;
     }
-    if (!arb->num_commits && !arb->num_chunk_patches)
+    if (!arb->num_commits && !arb->num_chunk_patches) {
+        /* One clock read per batch, not per chunk. */
+        arb->pending_since_ns = now_ns();
         what = 1;
+    }
     arb->commits[arb->num_commits++] = (struct tb_arbiter_commit){
         .page = chunk->page,
         .chunk = chunk->chunk,
@@ -237,6 +251,8 @@ int tb_arbiter_add_patches(struct tb_arbiter *arb, uint32_t target_buffer, uint1
     /* Patches unblock the service's reading of a sequence: send soon. */
     if (!arb->num_chunk_patches)
         what = 2;
+    if (!arb->num_commits && !arb->num_chunk_patches)
+        arb->pending_since_ns = now_ns();
     arb->chunk_patches[arb->num_chunk_patches++] = (struct tb_arbiter_chunk_patches){
         .target_buffer = target_buffer,
         .chunk_id = chunk_id,
@@ -271,6 +287,7 @@ static int dup_array(void **dst, const void *src, size_t n, size_t elem)
 int tb_arbiter_take_commits(struct tb_arbiter *arb, struct tb_arbiter_batch **out)
 {
     struct tb_arbiter_batch *b = NULL;
+    uint64_t delay;
     int err = 0;
 
     *out = NULL;
@@ -290,6 +307,9 @@ int tb_arbiter_take_commits(struct tb_arbiter *arb, struct tb_arbiter_batch **ou
         err = dup_array((void **)&b->patches, arb->patches, arb->num_patches, sizeof(*b->patches));
     if (err)
         goto out;
+    delay = now_ns() - arb->pending_since_ns;
+    if (delay > arb->max_delay_ns)
+        arb->max_delay_ns = delay;
     b->num_commits = arb->num_commits;
     b->num_chunk_patches = arb->num_chunk_patches;
     b->num_patches = arb->num_patches;
@@ -337,4 +357,16 @@ size_t tb_arbiter_pending_commits(struct tb_arbiter *arb)
     n = arb->num_commits;
     pthread_mutex_unlock(&arb->lock);
     return n;
+}
+
+uint64_t tb_arbiter_max_commit_delay_ns(struct tb_arbiter *arb, bool reset)
+{
+    uint64_t d;
+
+    pthread_mutex_lock(&arb->lock);
+    d = arb->max_delay_ns;
+    if (reset)
+        arb->max_delay_ns = 0;
+    pthread_mutex_unlock(&arb->lock);
+    return d;
 }

@@ -151,4 +151,19 @@ uint64_t tb_arbiter_total_chunks_missed(const struct tb_arbiter *arb);
 /* tb_arbiter_pending_commits() - chunks queued in the pending batch now. */
 size_t tb_arbiter_pending_commits(struct tb_arbiter *arb);
 
+/**
+ * tb_arbiter_max_commit_delay_ns() - the longest time a commit waited in
+ * the pending batch: from the first chunk or patch queued into an empty
+ * batch to tb_arbiter_take_commits() taking it (CLOCK_MONOTONIC).
+ * @arb: the arbiter.
+ * @reset: start a new measurement window after reading.
+ *
+ * Writers get chunks back only after the commit went out and the service
+ * freed them; this is the producer's share of that delay, so a loss with a
+ * small value here points at the service side.
+ * Context: any thread.
+ * Return: nanoseconds, 0 when nothing was taken since the last reset.
+ */
+uint64_t tb_arbiter_max_commit_delay_ns(struct tb_arbiter *arb, bool reset);
+
 #endif /* TB_COMMON_SHM_ARBITER_H */

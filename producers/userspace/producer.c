@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/producer_client.h"
 #include "producers/userspace/lib_internal.h"
+#include "producers/userspace/producer.h"
 
 #define DS_NAME "track_event"
 /* DataSourceDescriptor.id: non-zero, unique in this producer. */
@@ -416,6 +417,17 @@ int tbl_producer_flush(uint32_t timeout_ms)
         waited++;
     }
     return tb_arbiter_pending_commits(it->t.ops_ctx) ? -ETIMEDOUT : 0;
+}
+
+uint64_t tbl_producer_max_commit_delay_ns(bool reset)
+{
+    struct inst_target *it;
+
+    pthread_mutex_lock(&lock);
+    it = active;
+    pthread_mutex_unlock(&lock);
+    /* A target and its arbiter live as long as the process. */
+    return it ? tb_arbiter_max_commit_delay_ns(it->t.ops_ctx, reset) : 0;
 }
 
 bool tbl_producer_active(void)

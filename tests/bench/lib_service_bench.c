@@ -14,6 +14,9 @@
  *
  * -k indexed: instants carrying their index; with one thread the trace is
  * decoded and the missing indices and loss marks are listed.
+ * "commit ms": the longest a completed chunk waited for the library's IPC
+ * thread to take it for a CommitData; a loss with a small value there was
+ * the service's delay (or the emitter outran a drain that kept up).
  * Defaults: -r 1000000 -d 2 -k instant -t 1,2,4 -b 64 -c 1000. A thread
  * kept off the CPU for longer than -c moves its schedule later rather than
  * emitting its backlog at full speed (-c 0: always catch up); "shift ms"
@@ -26,6 +29,7 @@
 #include <unistd.h>
 
 #include "../integration/lib_rate_util.h"
+#include "producers/userspace/producer.h"
 #include "producers/userspace/te_decode.h"
 #include "tracebpf/tracebpf.h"
 
@@ -87,7 +91,7 @@ static int run_one(const struct lr_daemon *d, enum lr_kind kind, int threads, ui
     struct tb_cc *cc;
     uint8_t *trace = NULL;
     size_t trace_len = 0;
-    uint64_t emitted = 0, cpu = 0, wall = 0, lag = 0, shifted = 0, dropped;
+    uint64_t emitted = 0, cpu = 0, wall = 0, lag = 0, shifted = 0, dropped, commit_ns;
     /* ~40 bytes a packet in the central buffer, with room to spare. */
     uint64_t need_kb = (uint64_t)((double)rate * secs * 64 / 1024) + 4096;
     int err;
@@ -98,7 +102,9 @@ static int run_one(const struct lr_daemon *d, enum lr_kind kind, int threads, ui
         return err;
     }
     tracebpf_get_stats(&before);
+    tbl_producer_max_commit_delay_ns(true);
     lr_run_emitters(em, threads, kind, rate, (uint64_t)(secs * 1e9), burst, catchup_ns);
+    commit_ns = tbl_producer_max_commit_delay_ns(false);
     tracebpf_get_stats(&after);
     err = lr_session_finish(cc, &c, kind == LR_INSTANT_INDEXED ? &trace : NULL, &trace_len);
     if (err) {
@@ -124,13 +130,13 @@ static int run_one(const struct lr_daemon *d, enum lr_kind kind, int threads, ui
         shifted = em[i].shifted_ns > shifted ? em[i].shifted_ns : shifted;
     }
     dropped = after.events_dropped - before.events_dropped;
-    printf("%7d %10llu %10.0f %10llu %10llu %10llu %8llu %6llu %8.1f %8.1f %5.1f %9.2f\n", threads,
-           (unsigned long long)emitted, (double)emitted * 1e9 / (double)wall,
+    printf("%7d %10llu %10.0f %10llu %10llu %10llu %8llu %6llu %8.1f %8.1f %9.2f %5.1f %9.2f\n",
+           threads, (unsigned long long)emitted, (double)emitted * 1e9 / (double)wall,
            (unsigned long long)(after.events_written - before.events_written),
            (unsigned long long)c.track_events, (unsigned long long)(emitted - c.track_events),
            (unsigned long long)dropped, (unsigned long long)c.dropped_marks, (double)lag / 1e6,
-           (double)shifted / 1e6, c.packets ? (double)c.bytes / (double)c.packets : 0.0,
-           (double)cpu / (double)emitted);
+           (double)shifted / 1e6, (double)commit_ns / 1e6,
+           c.packets ? (double)c.bytes / (double)c.packets : 0.0, (double)cpu / (double)emitted);
     if (trace && threads == 1)
         report_missing(trace, trace_len, emitted);
     free(trace);
@@ -213,9 +219,9 @@ int main(int argc, char **argv)
     printf("libtracebpf through traced-bpf: %s at %llu events/s in total for %.1f s, "
            "shm %u KiB, bursts of %u, catch-up limit %s us\n",
            kinds[kind], (unsigned long long)rate, secs, shm_kb ? shm_kb : 256, burst, catchup_buf);
-    printf("%7s %10s %10s %10s %10s %10s %8s %6s %8s %8s %5s %9s\n", "threads", "emitted",
+    printf("%7s %10s %10s %10s %10s %10s %8s %6s %8s %8s %9s %5s %9s\n", "threads", "emitted",
            "achieved/s", "written", "in trace", "missing", "dropped", "marks", "lag ms", "shift ms",
-           "B/pkt", "ns/event");
+           "commit ms", "B/pkt", "ns/event");
     for (int i = 0; i < nthreads && !err; i++)
         err = run_one(&d, kind, threads[i], rate, secs, burst, catchup_ns);
 out:

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -314,12 +315,51 @@ static void test_patches(void **state)
     tb_shm_destroy(shm);
 }
 
+/*
+ * The commit delay runs from the first chunk into an empty batch to the
+ * take: a second chunk queued later does not restart it, and a take of an
+ * empty batch or a reset window reads 0.
+ */
+static void test_commit_delay(void **state)
+{
+    struct timespec ms20 = {0, 20 * 1000 * 1000}, ms5 = {0, 5 * 1000 * 1000};
+    struct tb_shm_chunk c[2];
+    struct tb_arbiter_batch *b;
+    struct tb_arbiter *arb;
+    struct tb_shm *shm;
+    uint64_t d;
+
+    (void)state;
+    assert_int_equal(tb_shm_create(64 * 1024, 4096, &shm), 0);
+    assert_int_equal(tb_arbiter_create(shm, 0, &arb), 0);
+    assert_int_equal(tb_arbiter_max_commit_delay_ns(arb, false), 0);
+    assert_int_equal(tb_arbiter_get_chunk(arb, 1, 0, 0, &c[0]), 0);
+    assert_int_equal(tb_arbiter_get_chunk(arb, 1, 1, 0, &c[1]), 0);
+    assert_int_equal(tb_arbiter_return_chunk(arb, &c[0], 5), 0);
+    nanosleep(&ms20, NULL);
+    assert_int_equal(tb_arbiter_return_chunk(arb, &c[1], 5), 0);
+    nanosleep(&ms5, NULL);
+    assert_int_equal(tb_arbiter_take_commits(arb, &b), 0);
+    assert_non_null(b);
+    assert_int_equal(b->num_commits, 2);
+    tb_arbiter_batch_free(b);
+    d = tb_arbiter_max_commit_delay_ns(arb, false);
+    assert_true(d >= 25u * 1000 * 1000);
+    assert_true(d < 2000u * 1000 * 1000);
+    /* Nothing pending: the maximum stays, until a reset. */
+    assert_int_equal(tb_arbiter_take_commits(arb, &b), 0);
+    assert_null(b);
+    assert_int_equal(tb_arbiter_max_commit_delay_ns(arb, true), d);
+    assert_int_equal(tb_arbiter_max_commit_delay_ns(arb, false), 0);
+    tb_arbiter_destroy(arb);
+    tb_shm_destroy(shm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full_and_notify),
-        cmocka_unit_test(test_patches),
-        cmocka_unit_test(test_concurrent_div1),
+        cmocka_unit_test(test_full_and_notify), cmocka_unit_test(test_patches),
+        cmocka_unit_test(test_commit_delay),    cmocka_unit_test(test_concurrent_div1),
         cmocka_unit_test(test_concurrent_div4),
     };
 
