@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "cli_run.h"
+#include "daemon_util.h"
 #include "common/producer_client.h"
 #include "consumer/textproto.h"
 #include "consumer/trace_reader.h"
@@ -28,6 +29,7 @@ struct fixture {
     char dir[64];
     char out[128];
     char tmp[160];
+    struct td_daemon daemon; /* zeroed until a test starts it */
 };
 
 static int setup(void **state)
@@ -48,6 +50,10 @@ static int teardown(void **state)
     struct fixture *f = *state;
     char cmd[128];
 
+    /* Also after a failed test: the next one must not find these. */
+    td_cleanup(&f->daemon, false);
+    unsetenv("PERFETTO_CONSUMER_SOCK_NAME");
+    unsetenv("PERFETTO_PRODUCER_SOCK_NAME");
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     if (system(cmd))
         return -1;
@@ -248,38 +254,6 @@ static void test_errors_leave_no_file(void **state)
     assert_false(exists(out_tmp));
 }
 
-struct daemon {
-    pid_t pid;
-    char csock[128], psock[128];
-};
-
-static void start_daemon(struct fixture *f, struct daemon *d)
-{
-    char bin[PATH_MAX];
-    char *argv[] = {bin, "--no-probes", NULL};
-    int i;
-
-    snprintf(bin, sizeof(bin), "%s/service/traced-bpf", getenv("TB_TEST_BUILD_DIR") ?: ".");
-    snprintf(d->csock, sizeof(d->csock), "%s/c.sock", f->dir);
-    snprintf(d->psock, sizeof(d->psock), "%s/p.sock", f->dir);
-    setenv("PERFETTO_CONSUMER_SOCK_NAME", d->csock, 1);
-    setenv("PERFETTO_PRODUCER_SOCK_NAME", d->psock, 1);
-    assert_int_equal(posix_spawn(&d->pid, bin, NULL, NULL, argv, environ), 0);
-    for (i = 0; i < 100 && !(exists(d->csock) && exists(d->psock)); i++)
-        usleep(20 * 1000);
-    assert_true(exists(d->csock));
-}
-
-static void stop_daemon(struct daemon *d)
-{
-    int st;
-
-    kill(d->pid, SIGTERM);
-    waitpid(d->pid, &st, 0);
-    unsetenv("PERFETTO_CONSUMER_SOCK_NAME");
-    unsetenv("PERFETTO_PRODUCER_SOCK_NAME");
-}
-
 /* (d) ls and stats against a real daemon with a real producer. */
 static void test_ls_and_stats_with_daemon(void **state)
 {
@@ -287,14 +261,15 @@ static void test_ls_and_stats_with_daemon(void **state)
     Perfetto__Protos__DataSourceDescriptor desc = PERFETTO__PROTOS__DATA_SOURCE_DESCRIPTOR__INIT;
     struct tb_pc_opts po = {.producer_name = "cli_record_test_producer", .own_thread = true};
     const char *ls[] = {"ls", NULL}, *stats[] = {"stats", NULL};
+    /* tracebpf finds the daemon through the environment, as a user's would. */
+    struct td_opts o = {.tag = "cli-record", .export_env = true};
     struct tb_pc *pc = NULL;
     struct cli_result r;
-    struct daemon d;
     char pid_str[32];
     int i;
 
-    start_daemon(f, &d);
-    po.socket_name = d.psock;
+    assert_int_equal(td_start(&f->daemon, &o), 0);
+    po.socket_name = f->daemon.psock;
     desc.name = "test.cli_record.source";
     assert_int_equal(tb_pc_create(&po, &pc), 0);
     assert_int_equal(tb_pc_register_data_source(pc, &desc), 0);
@@ -319,12 +294,12 @@ static void test_ls_and_stats_with_daemon(void **state)
     cli_result_free(&r);
 
     tb_pc_destroy(pc);
-    stop_daemon(&d);
+    td_stop(&f->daemon);
 
     /* The daemon is gone: one line naming the socket, exit 1. */
-    setenv("PERFETTO_CONSUMER_SOCK_NAME", d.csock, 1);
     assert_int_equal(cli_run(&r, ls), 0);
     unsetenv("PERFETTO_CONSUMER_SOCK_NAME");
+    unsetenv("PERFETTO_PRODUCER_SOCK_NAME");
     assert_int_equal(r.status, 1);
     assert_int_equal(cli_count_lines(r.err), 1);
     assert_non_null(strstr(r.err, "no traced-bpf daemon answered"));

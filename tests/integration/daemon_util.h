@@ -3,10 +3,12 @@
  * a temp dir, the producer and consumer socket paths in it, the build
  * tree's daemon spawned on them (with or without its kernel producer, plus
  * extra arguments), a wait until the consumer socket answers a
- * QueryServiceState, a stop by SIGTERM with SIGKILL after a timeout, and
- * the temp dir removed. Also the pieces the wrappers over it need: spawning
- * another build-tree binary on the same sockets, stopping any child, asking
- * which data sources are registered.
+ * QueryServiceState, a stop by SIGTERM with SIGKILL after a timeout, a
+ * restart on the same sockets, and the temp dir removed. Also the pieces
+ * the wrappers over it need, and the tests whose subject is the daemon's
+ * own start and stop: spawning the daemon or another build-tree binary on
+ * the same sockets without waiting, waiting for or stopping any child,
+ * asking which data sources are registered.
  *
  * Header-only (static inline), like cli_run.h, so a test stays one source
  * file in its cmake fragment; the functions use tb_common (consumer client),
@@ -189,19 +191,17 @@ static inline void td_print_log(const struct td_daemon *d)
 }
 
 /*
- * td_start() - make the temp dir, spawn <build>/service/traced-bpf on
- * sockets in it and wait until its consumer socket answers.
- * @d: filled in; pass it to td_cleanup() whatever this returns.
- * @o: options (borrowed; NULL = all defaults).
- * Return: 0, or a negative errno (-ECHILD: the daemon exited; -ETIMEDOUT:
- * it never answered; the log, if any, is printed).
+ * td_prepare() - make the temp dir and fill in @d's socket (and log) paths,
+ * without spawning anything: for a test that runs the daemon its own way
+ * (td_spawn_daemon()) or starts it later (td_launch()).
+ * @d: filled in, @d->pid is -1; pass it to td_cleanup() whatever this returns.
+ * @o: options (borrowed; NULL = all defaults); only @tag, @log and
+ *     @export_env matter here.
+ * Return: 0, or the negative errno of mkdtemp().
  */
-static inline int td_start(struct td_daemon *d, const struct td_opts *o)
+static inline int td_prepare(struct td_daemon *d, const struct td_opts *o)
 {
     static const struct td_opts defaults;
-    const char *argv[40];
-    char bin[PATH_MAX];
-    size_t n = 0;
     int err;
 
     if (!o)
@@ -222,14 +222,54 @@ static inline int td_start(struct td_daemon *d, const struct td_opts *o)
         setenv("PERFETTO_PRODUCER_SOCK_NAME", d->psock, 1);
         setenv("PERFETTO_CONSUMER_SOCK_NAME", d->csock, 1);
     }
+    return 0;
+}
+
+/*
+ * td_spawn_daemon() - run <build>/service/traced-bpf with exactly @args
+ * (NULL-terminated, borrowed, may be NULL; no --no-probes added) on @d's
+ * sockets, output appended to @log_path when not NULL. Nothing waits: for
+ * the tests whose subject is how the daemon starts or refuses to.
+ * Return: the child's pid (not stored in @d), or a negative errno.
+ */
+static inline pid_t td_spawn_daemon(const struct td_daemon *d, const char *const *args,
+                                    const char *log_path)
+{
+    const char *argv[40];
+    char bin[PATH_MAX];
+    size_t n = 0;
+
     td_build_path(bin, sizeof(bin), "service/traced-bpf");
     argv[n++] = bin;
-    if (!o->probes)
-        argv[n++] = "--no-probes";
-    for (size_t i = 0; o->args && o->args[i] && n < 39; i++)
-        argv[n++] = o->args[i];
+    for (size_t i = 0; args && args[i] && n < 39; i++)
+        argv[n++] = args[i];
     argv[n] = NULL;
-    d->pid = td_spawn(d, argv, d->log[0] ? d->log : NULL);
+    return td_spawn(d, argv, log_path);
+}
+
+/*
+ * td_launch() - spawn the daemon on @d's existing dir and sockets (after
+ * td_prepare(), or again after td_stop() for a restart) and wait until its
+ * consumer socket answers. @d->pid is the daemon's.
+ * @o: options (borrowed; NULL = all defaults); @probes and @args matter.
+ * Return: 0, or a negative errno (-ECHILD: the daemon exited; -ETIMEDOUT:
+ * it never answered; the log, if any, is printed).
+ */
+static inline int td_launch(struct td_daemon *d, const struct td_opts *o)
+{
+    static const struct td_opts defaults;
+    const char *args[40];
+    size_t n = 0;
+    int err;
+
+    if (!o)
+        o = &defaults;
+    if (!o->probes)
+        args[n++] = "--no-probes";
+    for (size_t i = 0; o->args && o->args[i] && n < 38; i++)
+        args[n++] = o->args[i];
+    args[n] = NULL;
+    d->pid = td_spawn_daemon(d, args, d->log[0] ? d->log : NULL);
     if (d->pid < 0) {
         err = d->pid;
         d->pid = -1;
@@ -244,8 +284,22 @@ static inline int td_start(struct td_daemon *d, const struct td_opts *o)
 }
 
 /*
+ * td_start() - td_prepare() then td_launch(): a temp dir, the daemon
+ * spawned on sockets in it, answering.
+ * @d: filled in; pass it to td_cleanup() whatever this returns.
+ * @o: options (borrowed; NULL = all defaults).
+ * Return: 0, or a negative errno, as td_prepare() and td_launch().
+ */
+static inline int td_start(struct td_daemon *d, const struct td_opts *o)
+{
+    int err = td_prepare(d, o);
+
+    return err ? err : td_launch(d, o);
+}
+
+/*
  * td_stop_pid() - send @sig to *@pid and reap it, with SIGKILL after
- * @timeout_ms. *@pid becomes -1.
+ * @timeout_ms. *@pid becomes -1. @sig 0 sends nothing: a plain wait.
  * @status: receives the raw wait status (may be NULL).
  * Return: 0 when it exited in time, -ETIMEDOUT when it had to be killed,
  * -ECHILD when *@pid was not running.
@@ -277,6 +331,28 @@ static inline int td_stop_pid(pid_t *pid, int sig, int timeout_ms, int *status)
     return err;
 }
 
+/* Exit code, or 128 + signal, of a raw wait status. */
+static inline int td_exit_code(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * td_wait_exit() - wait for child *@pid to exit by itself and reap it
+ * (SIGKILL after @timeout_ms). *@pid becomes -1.
+ * Return: its exit code, 128 + signal, or -1 when it was not running or
+ * did not exit in time.
+ */
+static inline int td_wait_exit(pid_t *pid, int timeout_ms)
+{
+    int status;
+
+    /* Signal 0 sends nothing: td_stop_pid() then only waits. */
+    if (td_stop_pid(pid, 0, timeout_ms, &status))
+        return -1;
+    return td_exit_code(status);
+}
+
 /*
  * td_stop() - SIGTERM the daemon and reap it (SIGKILL after
  * TD_STOP_TIMEOUT_MS). Return: its exit code, 128 + signal, or -1 when it
@@ -288,7 +364,7 @@ static inline int td_stop(struct td_daemon *d)
 
     if (td_stop_pid(&d->pid, SIGTERM, TD_STOP_TIMEOUT_MS, &status))
         return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return td_exit_code(status);
 }
 
 /*

@@ -9,14 +9,12 @@
  * service's data source list at once and records in a running session.
  */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +22,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
+#include "daemon_util.h"
 #include "common/consumer_client.h"
 #include "producers/userspace/te_decode.h"
 #include "tracebpf/tracebpf.h"
@@ -31,49 +30,18 @@
 TRACEBPF_DEFINE_CATEGORY(app, "app", "app events", NULL);
 TRACEBPF_DEFINE_CATEGORY(net, "net", "network events", NULL);
 
-static char dir[256], psock[300], csock[300];
+/* The library finds the daemon through the environment (export_env). */
+static const struct td_opts daemon_opts = {.tag = "lib-svc", .export_env = true};
+static struct td_daemon daemon_;
 static int main_argc;
 static char **main_argv;
-static pid_t daemon_pid;
-
-static void sleep_ms(int ms)
-{
-    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
-static void start_daemon(void)
-{
-    const char *bd = getenv("TB_TEST_BUILD_DIR");
-    char bin[512];
-    struct stat st;
-
-    snprintf(bin, sizeof(bin), "%s/service/traced-bpf", bd ? bd : ".");
-    unlink(psock);
-    daemon_pid = fork();
-    assert_true(daemon_pid >= 0);
-    if (daemon_pid == 0) {
-        execl(bin, bin, "--no-probes", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 500 && stat(psock, &st); i++)
-        sleep_ms(10);
-    assert_int_equal(stat(psock, &st), 0);
-}
-
-static void stop_daemon(void)
-{
-    int status = 0;
-
-    kill(daemon_pid, SIGTERM);
-    waitpid(daemon_pid, &status, 0);
-}
 
 static bool wait_for(bool (*cond)(void), int ms)
 {
     for (int i = 0; i < ms / 5; i++) {
         if (cond())
             return true;
-        sleep_ms(5);
+        td_sleep_ms(5);
     }
     return cond();
 }
@@ -96,13 +64,7 @@ static bool is_recording(void)
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/lib-svc-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(psock, sizeof(psock), "%s/producer.sock", dir);
-    snprintf(csock, sizeof(csock), "%s/consumer.sock", dir);
-    setenv("PERFETTO_PRODUCER_SOCK_NAME", psock, 1);
-    setenv("PERFETTO_CONSUMER_SOCK_NAME", csock, 1);
-    start_daemon();
+    assert_int_equal(td_start(&daemon_, &daemon_opts), 0);
     assert_int_equal(tracebpf_init(NULL), 0);
     assert_true(wait_for(is_connected, 5000));
     return 0;
@@ -111,8 +73,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     tracebpf_shutdown();
-    stop_daemon();
-    rmdir(dir);
+    td_cleanup(&daemon_, false);
     return 0;
 }
 
@@ -149,7 +110,7 @@ static void session_start(struct session *s, char **enabled, size_t ne, char **d
     s->dss[0] = &s->ds;
     s->cfg.n_data_sources = 1;
     s->cfg.data_sources = s->dss;
-    assert_int_equal(tb_cc_connect(csock, 5000, &s->cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 5000, &s->cc), 0);
     assert_int_equal(tb_cc_enable(s->cc, &s->cfg, -1), 0);
     assert_true(wait_for(is_recording, 5000));
 }
@@ -300,7 +261,7 @@ static int service_lists_category(const char *name)
     struct tb_cc *cc;
     int found = -1;
 
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 5000, &cc), 0);
     assert_int_equal(tb_cc_query_state(cc, 5000, &st), 0);
     for (size_t i = 0; i < st->n_data_sources; i++) {
         const Perfetto__Protos__DataSourceDescriptor *d = st->data_sources[i]->ds_descriptor;
@@ -471,12 +432,13 @@ static void test_service_restart(void **state)
 
     tracebpf_get_stats(&st);
     conns = st.connections;
-    stop_daemon();
+    td_stop(&daemon_);
     for (int i = 0; i < 200 && is_connected(); i++)
-        sleep_ms(10);
+        td_sleep_ms(10);
     assert_false(is_connected());
     TRACE_EVENT_INSTANT(app, "while_down"); /* nowhere to go: ignored */
-    start_daemon();
+    /* Same sockets: the library only knows those. */
+    assert_int_equal(td_launch(&daemon_, &daemon_opts), 0);
     /* Back-off starts at 1 s after the first failed attempt. */
     assert_true(wait_for(is_connected, 15000));
     tracebpf_get_stats(&st);

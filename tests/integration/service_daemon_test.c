@@ -19,53 +19,27 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#include "common/consumer_client.h"
+#include "daemon_util.h"
 
-static char bin[512], dir[64], psock[128], csock[128];
+/*
+ * The temp dir and socket paths come from daemon_util.h, but each test
+ * spawns and stops the daemon itself (td_spawn_daemon()): how it starts,
+ * refuses to start and exits is what is under test.
+ */
+static struct td_daemon daemon_;
 
-static void sleep_ms(int ms)
+/* Runs the daemon with @args to the end (output to @out); its exit code. */
+static int run_to_exit(const char *const *args, const char *out)
 {
-    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
+    pid_t pid = td_spawn_daemon(&daemon_, args, out);
 
-/* Runs the daemon with @args; returns its pid (stdout/stderr to @out_fd if >= 0). */
-static pid_t spawn(const char *const *args, int out_fd)
-{
-    pid_t pid = fork();
-
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        const char *argv[16] = {bin};
-        int n = 1;
-
-        for (; args && args[n - 1] && n < 15; n++)
-            argv[n] = args[n - 1];
-        argv[n] = NULL;
-        if (out_fd >= 0) {
-            dup2(out_fd, 1);
-            dup2(out_fd, 2);
-        }
-        setenv("PERFETTO_PRODUCER_SOCK_NAME", psock, 1);
-        setenv("PERFETTO_CONSUMER_SOCK_NAME", csock, 1);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int wait_exit(pid_t pid)
-{
-    int status = 0;
-
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    assert_true(pid > 0);
+    return td_wait_exit(&pid, TD_STOP_TIMEOUT_MS);
 }
 
 static bool wait_file(const char *path, bool present)
@@ -75,28 +49,23 @@ static bool wait_file(const char *path, bool present)
     for (int i = 0; i < 500; i++) {
         if ((stat(path, &st) == 0) == present)
             return true;
-        sleep_ms(10);
+        td_sleep_ms(10);
     }
     return false;
 }
 
 static int setup(void **state)
 {
-    const char *bd = getenv("TB_TEST_BUILD_DIR");
+    /* The daemons write to <dir>/daemon.log, not into the test's output. */
+    struct td_opts o = {.tag = "svc-daemon", .log = true};
 
-    snprintf(bin, sizeof(bin), "%s/service/traced-bpf", bd ? bd : ".");
-    snprintf(dir, sizeof(dir), "/tmp/svc-daemon-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(psock, sizeof(psock), "%s/p.sock", dir);
-    snprintf(csock, sizeof(csock), "%s/c.sock", dir);
+    assert_int_equal(td_prepare(&daemon_, &o), 0);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    unlink(psock);
-    unlink(csock);
-    rmdir(dir);
+    td_cleanup(&daemon_, false);
     return 0;
 }
 
@@ -104,71 +73,64 @@ static void test_flags(void **state)
 {
     const char *help[] = {"--help", NULL}, *bad[] = {"--no-such-flag", NULL},
                *ver[] = {"--version", NULL};
-    char out[8192];
-    FILE *f = tmpfile();
+    char out[8192], path[128];
     ssize_t n;
+    int fd;
 
-    assert_non_null(f);
-    assert_int_equal(wait_exit(spawn(help, fileno(f))), 0);
-    n = pread(fileno(f), out, sizeof(out) - 1, 0);
+    snprintf(path, sizeof(path), "%s/out.txt", daemon_.dir);
+    assert_int_equal(run_to_exit(help, path), 0);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    n = read(fd, out, sizeof(out) - 1);
+    close(fd);
     assert_true(n > 0);
     out[n] = '\0';
     assert_non_null(strstr(out, "--no-probes"));
     assert_non_null(strstr(out, "EXAMPLES"));
-    assert_int_equal(wait_exit(spawn(bad, fileno(f))), 2);
-    assert_int_equal(wait_exit(spawn(ver, fileno(f))), 0);
-    fclose(f);
+    assert_int_equal(run_to_exit(bad, path), 2);
+    assert_int_equal(run_to_exit(ver, path), 0);
 }
 
 static void test_stale_socket_and_second_instance(void **state)
 {
     const char *args[] = {"--no-probes", NULL};
     struct sockaddr_un a = {.sun_family = AF_UNIX};
-    Perfetto__Protos__TracingServiceState *ss;
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0), devnull;
-    struct tb_cc *cc;
-    pid_t first;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
     /* A crashed service's leftover: a socket file nobody listens on. */
-    assert_true(strlen(csock) < sizeof(a.sun_path));
-    memcpy(a.sun_path, csock, strlen(csock) + 1);
+    assert_true(strlen(daemon_.csock) < sizeof(a.sun_path));
+    memcpy(a.sun_path, daemon_.csock, strlen(daemon_.csock) + 1);
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     close(fd);
-    assert_true(wait_file(csock, true));
+    assert_true(wait_file(daemon_.csock, true));
 
-    devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    first = spawn(args, devnull);
-    assert_true(wait_file(psock, true));
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
-    assert_int_equal(tb_cc_query_state(cc, 5000, &ss), 0);
-    perfetto__protos__tracing_service_state__free_unpacked(ss, NULL);
-    tb_cc_free(cc);
+    daemon_.pid = td_spawn_daemon(&daemon_, args, daemon_.log);
+    assert_true(daemon_.pid > 0);
+    /* Only once the new one listens: the stale file refuses connections. */
+    assert_true(wait_file(daemon_.psock, true));
+    assert_int_equal(td_wait_answer(&daemon_, NULL, 5000), 0);
 
     /* A second instance on the same sockets refuses to start... */
-    assert_int_equal(wait_exit(spawn(args, devnull)), 1);
+    assert_int_equal(run_to_exit(args, daemon_.log), 1);
     /* ...and leaves the first one serving. */
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
-    tb_cc_free(cc);
+    assert_int_equal(td_query(&daemon_, NULL), 0);
 
-    kill(first, SIGTERM);
-    assert_int_equal(wait_exit(first), 0);
-    assert_true(wait_file(psock, false));
-    assert_true(wait_file(csock, false));
-    close(devnull);
+    assert_int_equal(td_stop(&daemon_), 0);
+    assert_true(wait_file(daemon_.psock, false));
+    assert_true(wait_file(daemon_.csock, false));
 }
 
 static void test_background(void **state)
 {
     const char *args[] = {"--no-probes", "--background", NULL};
-    struct tb_cc *cc;
     pid_t daemon_pid = 0;
     char path[64];
 
     /* The launcher exits at once; the daemon keeps running. */
-    assert_int_equal(wait_exit(spawn(args, -1)), 0);
-    assert_true(wait_file(psock, true));
-    assert_int_equal(tb_cc_connect(csock, 5000, &cc), 0);
-    tb_cc_free(cc);
+    assert_int_equal(run_to_exit(args, NULL), 0);
+    assert_true(wait_file(daemon_.psock, true));
+    /* daemon_.pid stays -1: it is not our child. */
+    assert_int_equal(td_wait_answer(&daemon_, NULL, 5000), 0);
     /* Find it by the socket it listens on: its pid is in no file we own. */
     {
         DIR *proc = opendir("/proc");
@@ -194,7 +156,7 @@ static void test_background(void **state)
             env[n] = '\0';
             for (ssize_t i = 0; i < n; i += (ssize_t)strlen(env + i) + 1) {
                 if (!strncmp(env + i, "PERFETTO_CONSUMER_SOCK_NAME=", 28) &&
-                    !strcmp(env + i + 28, csock)) {
+                    !strcmp(env + i + 28, daemon_.csock)) {
                     daemon_pid = p;
                     break;
                 }
@@ -205,9 +167,9 @@ static void test_background(void **state)
     assert_true(daemon_pid > 0);
     kill(daemon_pid, SIGTERM);
     /* Not our child: watch it remove its sockets and go away. */
-    assert_true(wait_file(csock, false));
+    assert_true(wait_file(daemon_.csock, false));
     for (int i = 0; i < 500 && kill(daemon_pid, 0) == 0; i++)
-        sleep_ms(10);
+        td_sleep_ms(10);
     assert_int_not_equal(kill(daemon_pid, 0), 0);
 }
 
@@ -239,17 +201,17 @@ static size_t read_starts(const char *path, struct probe_start *out, size_t cap)
 static void test_probes_restart_backoff(void **state)
 {
     char probes[128], log[128];
-    const char *args[] = {"--probes-dir", dir, NULL};
+    const char *args[] = {"--probes-dir", daemon_.dir, NULL};
+    /* With the kernel producer: here it is the fake script. */
+    struct td_opts o = {.probes = true, .args = args};
     struct probe_start st[16];
-    struct tb_cc *cc;
-    int queries = 0, devnull;
+    int queries = 0;
     struct timespec t0, now;
     size_t n;
-    pid_t daemon;
     FILE *f;
 
-    snprintf(probes, sizeof(probes), "%s/traced-bpf-probes", dir);
-    snprintf(log, sizeof(log), "%s/starts.log", dir);
+    snprintf(probes, sizeof(probes), "%s/traced-bpf-probes", daemon_.dir);
+    snprintf(log, sizeof(log), "%s/starts.log", daemon_.dir);
     f = fopen(probes, "w");
     assert_non_null(f);
     fprintf(f,
@@ -261,21 +223,13 @@ static void test_probes_restart_backoff(void **state)
     fclose(f);
     assert_int_equal(chmod(probes, 0755), 0);
 
-    devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    daemon = spawn(args, devnull);
-    close(devnull);
-    assert_true(wait_file(csock, true));
+    assert_int_equal(td_launch(&daemon_, &o), 0);
     /* Starts at about 0, 1 and 3 s; ask the service questions all along. */
     clock_gettime(CLOCK_MONOTONIC, &t0);
     do {
-        Perfetto__Protos__TracingServiceState *ss;
-
-        assert_int_equal(tb_cc_connect(csock, 2000, &cc), 0);
-        assert_int_equal(tb_cc_query_state(cc, 2000, &ss), 0);
-        perfetto__protos__tracing_service_state__free_unpacked(ss, NULL);
-        tb_cc_free(cc);
+        assert_int_equal(td_query(&daemon_, NULL), 0);
         queries++;
-        sleep_ms(100);
+        td_sleep_ms(100);
         clock_gettime(CLOCK_MONOTONIC, &now);
     } while ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 < 4500);
     assert_true(queries >= 20);
@@ -287,14 +241,13 @@ static void test_probes_restart_backoff(void **state)
     print_message("\n");
     assert_true(n >= 2);
     for (size_t i = 0; i < n; i++)
-        assert_string_equal(st[i].sock, psock); /* pointed at our producer socket */
+        assert_string_equal(st[i].sock, daemon_.psock); /* pointed at our producer socket */
     /* The first restart waits the minimum back-off, later ones no less. */
     assert_true(st[1].ns - st[0].ns >= 900 * 1000000LL);
     for (size_t i = 2; i < n; i++)
         assert_true(st[i].ns - st[i - 1].ns >= st[i - 1].ns - st[i - 2].ns - 50 * 1000000LL);
 
-    kill(daemon, SIGTERM);
-    assert_int_equal(wait_exit(daemon), 0);
+    assert_int_equal(td_stop(&daemon_), 0);
     /* No child left behind: the one that stayed up went with the service. */
     for (size_t i = 0; i < n; i++) {
         bool gone = kill(st[i].pid, 0) != 0 && errno == ESRCH;
@@ -303,8 +256,6 @@ static void test_probes_restart_backoff(void **state)
             kill(st[i].pid, SIGKILL);
         assert_true(gone);
     }
-    unlink(probes);
-    unlink(log);
 }
 
 int main(void)

@@ -9,11 +9,9 @@
  * logs it, drops it from QueryServiceState and closes its socket).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,13 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "daemon_util.h"
 #include "common/consumer_client.h"
 #include "common/event_loop.h"
 #include "common/ipc_client.h"
@@ -41,13 +38,7 @@
 #define GOOD_TS0    7000000u
 #define BIG_CFG_LEN 100000u /* one command carrying it stays under the 128 KiB frame limit */
 
-static char dir[64], psock[128], csock[128], logpath[128];
-static pid_t daemon_pid;
-
-static void sleep_ms(int ms)
-{
-    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
+static struct td_daemon daemon_;
 
 static int64_t now_ms(void)
 {
@@ -59,45 +50,19 @@ static int64_t now_ms(void)
 
 /* ------------------------------------------------------------ daemon */
 
+/* Its log is kept: the test checks why the service let the stuck one go. */
 static int start_daemon(void **state)
 {
-    const char *bd = getenv("TB_TEST_BUILD_DIR");
-    char bin[512];
-    struct stat st;
+    struct td_opts o = {.tag = "svc-stuck", .log = true};
 
-    snprintf(dir, sizeof(dir), "/tmp/svc-stuck-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(psock, sizeof(psock), "%s/p.sock", dir);
-    snprintf(csock, sizeof(csock), "%s/c.sock", dir);
-    snprintf(logpath, sizeof(logpath), "%s/daemon.log", dir);
-    snprintf(bin, sizeof(bin), "%s/service/traced-bpf", bd ? bd : ".");
-    daemon_pid = fork();
-    assert_true(daemon_pid >= 0);
-    if (daemon_pid == 0) {
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-        if (fd < 0 || dup2(fd, 2) < 0)
-            _exit(126);
-        setenv("PERFETTO_PRODUCER_SOCK_NAME", psock, 1);
-        setenv("PERFETTO_CONSUMER_SOCK_NAME", csock, 1);
-        execl(bin, bin, "--no-probes", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 500 && stat(psock, &st); i++)
-        sleep_ms(10);
-    assert_int_equal(stat(psock, &st), 0);
+    assert_int_equal(td_start(&daemon_, &o), 0);
     return 0;
 }
 
 static int stop_daemon(void **state)
 {
-    int status = 0;
-
-    kill(daemon_pid, SIGTERM);
-    assert_int_equal(waitpid(daemon_pid, &status, 0), daemon_pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    unlink(logpath);
-    rmdir(dir);
+    assert_int_equal(td_stop(&daemon_), 0);
+    td_cleanup(&daemon_, false);
     return 0;
 }
 
@@ -158,7 +123,7 @@ static int prod_connect(struct prod *p, const char *name, const char *ds, bool n
 
     memset(p, 0, sizeof(*p));
     if ((err = tb_loop_new(&p->loop)) || (err = tb_ipc_client_new(p->loop, NULL, &p->client)) ||
-        (err = tb_ipc_sock_connect(psock, false, &fd)))
+        (err = tb_ipc_sock_connect(daemon_.psock, false, &fd)))
         return err;
     if (keep_fd)
         *keep_fd = dup(fd);
@@ -328,7 +293,7 @@ static bool producer_listed(const char *name, int64_t *rtt_ms)
     bool found = false;
     struct tb_cc *cc;
 
-    assert_int_equal(tb_cc_connect(csock, 2000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 2000, &cc), 0);
     assert_int_equal(tb_cc_query_state(cc, 2000, &ss), 0);
     for (size_t i = 0; i < ss->n_producers; i++)
         found |= ss->producers[i]->name && !strcmp(ss->producers[i]->name, name);
@@ -347,7 +312,7 @@ static void poke_stuck(char *big)
     struct tb_cc *cc;
 
     make_cfg(&c, 64, "stuck.ds", NULL, big);
-    assert_int_equal(tb_cc_connect(csock, 2000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 2000, &cc), 0);
     assert_int_equal(tb_cc_enable(cc, &c.cfg, -1), 0);
     /* A round trip, so EnableTracing was handled before the disconnect. */
     assert_int_equal(tb_cc_get_stats(cc, 2000, &st), 0);
@@ -427,15 +392,15 @@ static void test_stuck_producer(void **state)
     assert_true(stuck_fd >= 0);
     assert_int_equal(pthread_create(&g.th, NULL, good_main, &g), 0);
     for (int i = 0; i < 500 && !g.connected && !g.err; i++)
-        sleep_ms(10);
+        td_sleep_ms(10);
     assert_true(g.connected);
 
     /* A session over both producers. */
     make_cfg(&c, 1024, "good.ds", "stuck.ds", NULL);
-    assert_int_equal(tb_cc_connect(csock, 2000, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, 2000, &cc), 0);
     assert_int_equal(tb_cc_enable(cc, &c.cfg, -1), 0);
     for (int i = 0; i < 500 && !g.written && !g.err; i++)
-        sleep_ms(10);
+        td_sleep_ms(10);
     assert_true(g.written);
 
     /* Fill the stuck producer's socket and part of its queue: still tolerated. */
@@ -480,7 +445,7 @@ static void test_stuck_producer(void **state)
     print_message("stuck producer socket: %ld bytes pending, then EOF\n", drained);
     assert_true(drained > 0);
     /* The service says why it let go. */
-    f = fopen(logpath, "r");
+    f = fopen(daemon_.log, "r");
     assert_non_null(f);
     while (!logged && getline(&line, &cap, f) > 0)
         logged = strstr(line, "is not reading") != NULL;
