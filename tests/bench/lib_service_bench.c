@@ -17,6 +17,9 @@
  * "commit ms": the longest a completed chunk waited for the library's IPC
  * thread to take it for a CommitData; a loss with a small value there was
  * the service's delay (or the emitter outran a drain that kept up).
+ * "steal ms": time the hypervisor took our vCPUs away during the run
+ * (/proc/stat, summed over CPUs); on a VM, a gap there stalls every drain
+ * thread at once.
  * Defaults: -r 1000000 -d 2 -k instant -t 1,2,4 -b 64 -c 1000. A thread
  * kept off the CPU for longer than -c moves its schedule later rather than
  * emitting its backlog at full speed (-c 0: always catch up); "shift ms"
@@ -81,6 +84,26 @@ out:
     free(seen);
 }
 
+/*
+ * Time the hypervisor ran something else on our vCPUs (the "steal" column
+ * of /proc/stat, all CPUs), in ms: a drain thread that was runnable but
+ * whose vCPU was not running shows here, not in the scheduler's view.
+ */
+static uint64_t steal_ms(void)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    long hz = sysconf(_SC_CLK_TCK);
+
+    if (!f)
+        return 0;
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5], &v[6], &v[7]) != 8)
+        v[7] = 0;
+    fclose(f);
+    return hz > 0 ? v[7] * 1000u / (uint64_t)hz : 0;
+}
+
 static int run_one(const struct lr_daemon *d, enum lr_kind kind, int threads, uint64_t rate,
                    double secs, unsigned burst, uint64_t catchup_ns)
 {
@@ -91,7 +114,7 @@ static int run_one(const struct lr_daemon *d, enum lr_kind kind, int threads, ui
     struct tb_cc *cc;
     uint8_t *trace = NULL;
     size_t trace_len = 0;
-    uint64_t emitted = 0, cpu = 0, wall = 0, lag = 0, shifted = 0, dropped, commit_ns;
+    uint64_t emitted = 0, cpu = 0, wall = 0, lag = 0, shifted = 0, dropped, commit_ns, steal;
     /* ~40 bytes a packet in the central buffer, with room to spare. */
     uint64_t need_kb = (uint64_t)((double)rate * secs * 64 / 1024) + 4096;
     int err;
@@ -103,8 +126,10 @@ static int run_one(const struct lr_daemon *d, enum lr_kind kind, int threads, ui
     }
     tracebpf_get_stats(&before);
     tbl_producer_max_commit_delay_ns(true);
+    steal = steal_ms();
     lr_run_emitters(em, threads, kind, rate, (uint64_t)(secs * 1e9), burst, catchup_ns);
     commit_ns = tbl_producer_max_commit_delay_ns(false);
+    steal = steal_ms() - steal;
     tracebpf_get_stats(&after);
     err = lr_session_finish(cc, &c, kind == LR_INSTANT_INDEXED ? &trace : NULL, &trace_len);
     if (err) {
@@ -130,13 +155,14 @@ static int run_one(const struct lr_daemon *d, enum lr_kind kind, int threads, ui
         shifted = em[i].shifted_ns > shifted ? em[i].shifted_ns : shifted;
     }
     dropped = after.events_dropped - before.events_dropped;
-    printf("%7d %10llu %10.0f %10llu %10llu %10llu %8llu %6llu %8.1f %8.1f %9.2f %5.1f %9.2f\n",
-           threads, (unsigned long long)emitted, (double)emitted * 1e9 / (double)wall,
-           (unsigned long long)(after.events_written - before.events_written),
-           (unsigned long long)c.track_events, (unsigned long long)(emitted - c.track_events),
-           (unsigned long long)dropped, (unsigned long long)c.dropped_marks, (double)lag / 1e6,
-           (double)shifted / 1e6, (double)commit_ns / 1e6,
-           c.packets ? (double)c.bytes / (double)c.packets : 0.0, (double)cpu / (double)emitted);
+    printf(
+        "%7d %10llu %10.0f %10llu %10llu %10llu %8llu %6llu %8.1f %8.1f %9.2f %8llu %5.1f %9.2f\n",
+        threads, (unsigned long long)emitted, (double)emitted * 1e9 / (double)wall,
+        (unsigned long long)(after.events_written - before.events_written),
+        (unsigned long long)c.track_events, (unsigned long long)(emitted - c.track_events),
+        (unsigned long long)dropped, (unsigned long long)c.dropped_marks, (double)lag / 1e6,
+        (double)shifted / 1e6, (double)commit_ns / 1e6, (unsigned long long)steal,
+        c.packets ? (double)c.bytes / (double)c.packets : 0.0, (double)cpu / (double)emitted);
     if (trace && threads == 1)
         report_missing(trace, trace_len, emitted);
     free(trace);
@@ -219,9 +245,9 @@ int main(int argc, char **argv)
     printf("libtracebpf through traced-bpf: %s at %llu events/s in total for %.1f s, "
            "shm %u KiB, bursts of %u, catch-up limit %s us\n",
            kinds[kind], (unsigned long long)rate, secs, shm_kb ? shm_kb : 256, burst, catchup_buf);
-    printf("%7s %10s %10s %10s %10s %10s %8s %6s %8s %8s %9s %5s %9s\n", "threads", "emitted",
+    printf("%7s %10s %10s %10s %10s %10s %8s %6s %8s %8s %9s %8s %5s %9s\n", "threads", "emitted",
            "achieved/s", "written", "in trace", "missing", "dropped", "marks", "lag ms", "shift ms",
-           "commit ms", "B/pkt", "ns/event");
+           "commit ms", "steal ms", "B/pkt", "ns/event");
     for (int i = 0; i < nthreads && !err; i++)
         err = run_one(&d, kind, threads[i], rate, secs, burst, catchup_ns);
 out:
