@@ -106,7 +106,7 @@ enum tracebpf_full_policy {
  * @buffer_size_kb: standalone buffer (default $TRACEBPF_BUFFER_KB or
  *     65536); recording stops, counting drops, once it is full.
  * @shm_size_hint_kb, @shm_page_size_hint_kb: hints sent to the service
- *     (0 = service default, 256 KiB and 4 KiB).
+ *     (0 = 1 MiB of shared memory, and the service's 4 KiB pages).
  * @full_policy: see enum tracebpf_full_policy.
  * @stall_timeout_ms: TRACEBPF_FULL_STALL only; 0 = 1000.
  */

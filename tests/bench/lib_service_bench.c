@@ -1,7 +1,7 @@
 /*
  * lib_service_bench.c - libtracebpf through the real service: starts the
  * build's traced-bpf (--no-probes, private sockets), records a track_event
- * session with the default shared memory (256 KiB unless -s), and emits
+ * session with the default shared memory (libtracebpf's 1 MiB unless -s), and emits
  * events spin-paced on CLOCK_BOOTTIME at a fixed total rate from 1, 2 and 4
  * threads. For each run it prints events emitted, events read back from
  * the trace, events the library dropped and packets the service marked
@@ -244,7 +244,7 @@ int main(int argc, char **argv)
         snprintf(catchup_buf, sizeof(catchup_buf), "%llu", (unsigned long long)(catchup_ns / 1000));
     printf("libtracebpf through traced-bpf: %s at %llu events/s in total for %.1f s, "
            "shm %u KiB, bursts of %u, catch-up limit %s us\n",
-           kinds[kind], (unsigned long long)rate, secs, shm_kb ? shm_kb : 256, burst, catchup_buf);
+           kinds[kind], (unsigned long long)rate, secs, shm_kb ? shm_kb : 1024, burst, catchup_buf);
     printf("%7s %10s %10s %10s %10s %10s %8s %6s %8s %8s %9s %8s %5s %9s\n", "threads", "emitted",
            "achieved/s", "written", "in trace", "missing", "dropped", "marks", "lag ms", "shift ms",
            "commit ms", "steal ms", "B/pkt", "ns/event");
