@@ -145,41 +145,42 @@ static int compact_waking(struct ftrace_export *x, uint32_t cpu,
     return do_event(x, cpu, &e);
 }
 
-/* Replays switch and waking arrays in time order (each is delta-encoded). */
-static int do_compact(struct ftrace_export *x, uint32_t cpu,
-                      const Perfetto__Protos__FtraceEventBundle__CompactSched *c)
+/*
+ * Replays a bundle in time order: its typed events and the compact switch
+ * and waking arrays (each delta-encoded) merged, because a compact event's
+ * previous task is whoever the CPU's last switch, typed or compact, put on
+ * it.
+ */
+static int do_bundle(struct ftrace_export *x, const Perfetto__Protos__FtraceEventBundle *b)
 {
-    uint64_t sts = 0, wts = 0;
-    size_t si = 0, wi = 0;
+    static const Perfetto__Protos__FtraceEventBundle__CompactSched none =
+        PERFETTO__PROTOS__FTRACE_EVENT_BUNDLE__COMPACT_SCHED__INIT;
+    const Perfetto__Protos__FtraceEventBundle__CompactSched *c =
+        b->compact_sched ? b->compact_sched : &none;
+    uint64_t sts = 0, wts = 0, ets;
+    size_t si = 0, wi = 0, ei = 0;
     int err = 0;
 
     if (c->n_switch_timestamp)
         sts = c->switch_timestamp[0];
     if (c->n_waking_timestamp)
         wts = c->waking_timestamp[0];
-    while (!err && (si < c->n_switch_timestamp || wi < c->n_waking_timestamp)) {
-        if (si < c->n_switch_timestamp && (wi >= c->n_waking_timestamp || sts <= wts)) {
-            err = compact_switch(x, cpu, c, si, sts);
+    while (!err && (ei < b->n_event || si < c->n_switch_timestamp || wi < c->n_waking_timestamp)) {
+        bool s_ok = si < c->n_switch_timestamp, w_ok = wi < c->n_waking_timestamp;
+
+        ets = ei < b->n_event ? b->event[ei]->timestamp : UINT64_MAX;
+        if (ei < b->n_event && (!s_ok || ets <= sts) && (!w_ok || ets <= wts)) {
+            err = do_event(x, b->cpu, b->event[ei++]);
+        } else if (s_ok && (!w_ok || sts <= wts)) {
+            err = compact_switch(x, b->cpu, c, si, sts);
             if (++si < c->n_switch_timestamp)
                 sts += c->switch_timestamp[si];
         } else {
-            err = compact_waking(x, cpu, c, wi, wts);
+            err = compact_waking(x, b->cpu, c, wi, wts);
             if (++wi < c->n_waking_timestamp)
                 wts += c->waking_timestamp[wi];
         }
     }
-    return err;
-}
-
-static int do_bundle(struct ftrace_export *x, const Perfetto__Protos__FtraceEventBundle *b)
-{
-    size_t i;
-    int err = 0;
-
-    for (i = 0; !err && i < b->n_event; i++)
-        err = do_event(x, b->cpu, b->event[i]);
-    if (!err && b->compact_sched)
-        err = do_compact(x, b->cpu, b->compact_sched);
     return err;
 }
 

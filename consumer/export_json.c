@@ -272,27 +272,31 @@ static int sched_switch(struct json_export *x, uint32_t cpu, uint64_t ts, int32_
     return 0;
 }
 
+/* Typed and compact switches merged in time order: each closes the last. */
 static int bundle(struct json_export *x, const Perfetto__Protos__FtraceEventBundle *b)
 {
     const Perfetto__Protos__FtraceEventBundle__CompactSched *c = b->compact_sched;
-    uint64_t ts = 0;
-    size_t i;
+    size_t n_sw = c ? c->n_switch_timestamp : 0, i = 0, j = 0;
+    uint64_t ts = n_sw ? c->switch_timestamp[0] : 0;
     int err = 0;
 
-    for (i = 0; !err && i < b->n_event; i++) {
-        const Perfetto__Protos__FtraceEvent *e = b->event[i];
+    while (!err && (i < b->n_event || j < n_sw)) {
+        const Perfetto__Protos__FtraceEvent *e = i < b->n_event ? b->event[i] : NULL;
 
-        if (e->event_case == PERFETTO__PROTOS__FTRACE_EVENT__EVENT_SCHED_SWITCH)
-            err = sched_switch(x, b->cpu, e->timestamp, e->sched_switch->next_pid,
-                               e->sched_switch->next_comm, e->sched_switch->next_prio);
-    }
-    for (i = 0; !err && c && i < c->n_switch_timestamp; i++) {
-        uint32_t ci = i < c->n_switch_next_comm_index ? c->switch_next_comm_index[i] : 0;
+        if (e && (j >= n_sw || e->timestamp <= ts)) {
+            i++;
+            if (e->event_case == PERFETTO__PROTOS__FTRACE_EVENT__EVENT_SCHED_SWITCH)
+                err = sched_switch(x, b->cpu, e->timestamp, e->sched_switch->next_pid,
+                                   e->sched_switch->next_comm, e->sched_switch->next_prio);
+            continue;
+        }
+        uint32_t ci = j < c->n_switch_next_comm_index ? c->switch_next_comm_index[j] : 0;
 
-        ts += c->switch_timestamp[i];
-        err = sched_switch(x, b->cpu, ts, i < c->n_switch_next_pid ? c->switch_next_pid[i] : 0,
+        err = sched_switch(x, b->cpu, ts, j < c->n_switch_next_pid ? c->switch_next_pid[j] : 0,
                            ci < c->n_intern_table ? c->intern_table[ci] : "",
-                           i < c->n_switch_next_prio ? c->switch_next_prio[i] : 0);
+                           j < c->n_switch_next_prio ? c->switch_next_prio[j] : 0);
+        if (++j < n_sw)
+            ts += c->switch_timestamp[j];
     }
     return err;
 }

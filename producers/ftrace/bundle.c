@@ -27,6 +27,9 @@ struct cpu_q {
     struct tb_sched_wake *wk;
     size_t nr_wk, cap_wk;
     bool lost;
+    /* The task the last switch on this CPU put on it (kept across bundles). */
+    int32_t running;
+    bool running_known;
 };
 
 struct tb_bundler {
@@ -250,10 +253,25 @@ int tb_bundler_add_bpf(struct tb_bundler *b, const void *rec, size_t size)
     if (!need || size < need || h->cpu >= b->nr_cpus)
         return -EINVAL;
     q = &b->q[h->cpu];
-    if (b->compact && h->type == TB_REC_SCHED_SWITCH)
-        return push((void **)&q->sw, &q->nr_sw, &q->cap_sw, rec, need);
-    if (b->compact && h->type == TB_REC_SCHED_WAKING)
-        return push((void **)&q->wk, &q->nr_wk, &q->cap_wk, rec, need);
+    /*
+     * The compact form has no prev_pid and no waker: a reader takes both
+     * from the previous switch on the CPU. Where that would be wrong (the
+     * first switch seen, or the kernel did not report a switch: on some
+     * machines a task's switch-out never reaches the tracepoint), the event
+     * is written typed, with the pids spelled out.
+     */
+    if (b->compact && h->type == TB_REC_SCHED_SWITCH) {
+        const struct tb_sched_switch *r = rec;
+        bool inferable = q->running_known && q->running == r->prev_pid;
+
+        q->running = r->next_pid;
+        q->running_known = true;
+        if (inferable)
+            return push((void **)&q->sw, &q->nr_sw, &q->cap_sw, rec, need);
+    } else if (b->compact && h->type == TB_REC_SCHED_WAKING) {
+        if (q->running_known && q->running == (int32_t)h->pid)
+            return push((void **)&q->wk, &q->nr_wk, &q->cap_wk, rec, need);
+    }
     w = &q->ev;
     tb_pbw_begin_nested(w, TB_BUNDLE_EVENT);
     tb_pbw_append_varint(w, 1, h->ts);

@@ -1,7 +1,8 @@
 /*
  * probes_bundle_test.c - the FtraceEventBundle encoder, checked by decoding
  * its output with protobuf-c: typed events keep every field, compact sched
- * reproduces the absolute timestamps, comms and states of the records, and
+ * reproduces the absolute timestamps, comms and states of the records (and
+ * falls back to typed events where a reader could not infer the pids), and
  * loss is flagged on the bundle. A bundle the writer cannot take (as when
  * no SMB chunk is free) fails, and its queue is emptied so the caller can
  * count exactly what was lost.
@@ -170,14 +171,18 @@ static void test_compact_sched(void **state)
 
     assert_int_equal(tb_bundler_new(1, true, &b), 0);
     for (int i = 0; i < NSW; i++) {
-        hdr(&sw[i].hdr, TB_REC_SCHED_SWITCH, 0, 1, BOOT_BASE + 1000ull * i + (i % 7));
+        /* A consistent CPU: each switch takes off the task the last one put on. */
+        sw[i].prev_pid = i ? sw[i - 1].next_pid : 7;
+        hdr(&sw[i].hdr, TB_REC_SCHED_SWITCH, 0, (uint32_t)sw[i].prev_pid,
+            BOOT_BASE + 1000ull * i + (i % 7));
         sw[i].prev_state = (i % 3 == 0) ? TB_SCHED_STATE_PREEMPTED : (i % 3);
         sw[i].next_pid = 100 + i % 3;
         sw[i].next_prio = i % 3 ? 120 : -2;
         strcpy(sw[i].next_comm, comms[i % 3]);
         assert_int_equal(tb_bundler_add_bpf(b, &sw[i], sizeof(sw[i])), 0);
         if (i < NWK) {
-            hdr(&wk[i].hdr, TB_REC_SCHED_WAKING, 0, 1, BOOT_BASE + 1000ull * i + 500);
+            hdr(&wk[i].hdr, TB_REC_SCHED_WAKING, 0, (uint32_t)sw[i].next_pid,
+                BOOT_BASE + 1000ull * i + 500);
             wk[i].pid = 101 + i % 2;
             wk[i].target_cpu = 0;
             wk[i].prio = 120;
@@ -190,26 +195,33 @@ static void test_compact_sched(void **state)
 
     pkt = emit_and_decode(b, 0, &nr);
     assert_int_equal(nr, NSW + NWK + 1);
-    /* Only the non-sched event stays a full FtraceEvent. */
-    assert_int_equal(pkt->ftrace_events->n_event, 1);
+    /*
+     * Full FtraceEvents: the CPU's first switch (nothing says who ran
+     * before it) and the non-sched event; every other switch and waking is
+     * compact.
+     */
+    assert_int_equal(pkt->ftrace_events->n_event, 2);
     assert_int_equal(pkt->ftrace_events->event[0]->event_case,
+                     PERFETTO__PROTOS__FTRACE_EVENT__EVENT_SCHED_SWITCH);
+    assert_int_equal(pkt->ftrace_events->event[0]->sched_switch->prev_pid, 7);
+    assert_int_equal(pkt->ftrace_events->event[1]->event_case,
                      PERFETTO__PROTOS__FTRACE_EVENT__EVENT_SCHED_PROCESS_EXIT);
     cs = pkt->ftrace_events->compact_sched;
     assert_non_null(cs);
     assert_int_equal(cs->n_intern_table, 3);
-    assert_int_equal(cs->n_switch_timestamp, NSW);
-    assert_int_equal(cs->n_switch_prev_state, NSW);
-    assert_int_equal(cs->n_switch_next_comm_index, NSW);
+    assert_int_equal(cs->n_switch_timestamp, NSW - 1);
+    assert_int_equal(cs->n_switch_prev_state, NSW - 1);
+    assert_int_equal(cs->n_switch_next_comm_index, NSW - 1);
     assert_int_equal(cs->n_waking_timestamp, NWK);
     assert_int_equal(cs->n_waking_comm_index, NWK);
     ts = 0;
-    for (int i = 0; i < NSW; i++) {
+    for (int i = 0; i < NSW - 1; i++) {
         ts += cs->switch_timestamp[i];
-        assert_int_equal(ts, sw[i].hdr.ts);
-        assert_int_equal(cs->switch_prev_state[i], sw[i].prev_state);
-        assert_int_equal(cs->switch_next_pid[i], sw[i].next_pid);
-        assert_int_equal(cs->switch_next_prio[i], sw[i].next_prio);
-        assert_string_equal(cs->intern_table[cs->switch_next_comm_index[i]], sw[i].next_comm);
+        assert_int_equal(ts, sw[i + 1].hdr.ts);
+        assert_int_equal(cs->switch_prev_state[i], sw[i + 1].prev_state);
+        assert_int_equal(cs->switch_next_pid[i], sw[i + 1].next_pid);
+        assert_int_equal(cs->switch_next_prio[i], sw[i + 1].next_prio);
+        assert_string_equal(cs->intern_table[cs->switch_next_comm_index[i]], sw[i + 1].next_comm);
     }
     ts = 0;
     for (int i = 0; i < NWK; i++) {
@@ -222,6 +234,57 @@ static void test_compact_sched(void **state)
     tb_bundler_free(b);
     free(sw);
     free(wk);
+}
+
+/*
+ * Where a reader could not infer the previous task or the waker from the
+ * CPU's last switch (the kernel did not report a switch in between), the
+ * event is written typed, pids spelled out; the rest stays compact.
+ */
+static void test_compact_falls_back_to_typed(void **state)
+{
+    struct tb_sched_switch sw[3] = {0};
+    struct tb_sched_wake wk[2] = {0};
+    Perfetto__Protos__FtraceEventBundle *fb;
+    Perfetto__Protos__TracePacket *pkt;
+    struct tb_bundler *b;
+    int nr;
+
+    (void)state;
+    assert_int_equal(tb_bundler_new(1, true, &b), 0);
+    /* 0 -> 100 (first: typed), 100 -> 101 (compact), 55 -> 102 (typed). */
+    const int32_t prev[3] = {0, 100, 55}, next[3] = {100, 101, 102};
+    for (int i = 0; i < 3; i++) {
+        sw[i].prev_pid = prev[i];
+        sw[i].next_pid = next[i];
+        strcpy(sw[i].next_comm, "t");
+        hdr(&sw[i].hdr, TB_REC_SCHED_SWITCH, 0, (uint32_t)prev[i], BOOT_BASE + 10ull * i);
+        assert_int_equal(tb_bundler_add_bpf(b, &sw[i], sizeof(sw[i])), 0);
+    }
+    /* Woken by 999 while 102 should be running (typed), then by 102. */
+    const uint32_t waker[2] = {999, 102};
+    for (int i = 0; i < 2; i++) {
+        wk[i].pid = 7;
+        strcpy(wk[i].comm, "w");
+        hdr(&wk[i].hdr, TB_REC_SCHED_WAKING, 0, waker[i], BOOT_BASE + 30 + i);
+        assert_int_equal(tb_bundler_add_bpf(b, &wk[i], sizeof(wk[i])), 0);
+    }
+    pkt = emit_and_decode(b, 0, &nr);
+    assert_int_equal(nr, 5);
+    fb = pkt->ftrace_events;
+    assert_int_equal(fb->n_event, 3);
+    assert_int_equal(fb->event[0]->sched_switch->prev_pid, 0);
+    assert_int_equal(fb->event[1]->sched_switch->prev_pid, 55);
+    assert_int_equal(fb->event[1]->pid, 55);
+    assert_int_equal(fb->event[2]->event_case, PERFETTO__PROTOS__FTRACE_EVENT__EVENT_SCHED_WAKING);
+    assert_int_equal(fb->event[2]->pid, 999);
+    assert_non_null(fb->compact_sched);
+    assert_int_equal(fb->compact_sched->n_switch_next_pid, 1);
+    assert_int_equal(fb->compact_sched->switch_next_pid[0], 101);
+    assert_int_equal(fb->compact_sched->n_waking_pid, 1);
+    assert_int_equal(fb->compact_sched->waking_timestamp[0], BOOT_BASE + 31);
+    perfetto__protos__trace_packet__free_unpacked(pkt, NULL);
+    tb_bundler_free(b);
 }
 
 static void test_lost_flag(void **state)
@@ -297,6 +360,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_typed_events),
         cmocka_unit_test(test_compact_sched),
+        cmocka_unit_test(test_compact_falls_back_to_typed),
         cmocka_unit_test(test_lost_flag),
         cmocka_unit_test(test_emit_failure_empties_queue),
     };
