@@ -205,10 +205,10 @@ TRACEBPF_API int tracebpf_category_register(struct tracebpf_category *cat);
 
 /**
  * tracebpf_category_unregister() - remove @cat from the registry and
- * disable it. Unknown categories are ignored. The service's list of
- * categories keeps it until the next reconnection (categories defined with
- * TRACEBPF_DEFINE_CATEGORY() all unregister at exit, and announcing each
- * would cost a descriptor per category).
+ * disable it. Unknown categories are ignored. While connected, the
+ * service's list of categories is updated at once, except once exit() has
+ * begun (categories defined with TRACEBPF_DEFINE_CATEGORY() all unregister
+ * then, and the connection goes with the process).
  * @cat: a registered category.
  * Context: any thread; no event on @cat may be in flight (module unload).
  */

@@ -437,6 +437,7 @@ __attribute__((constructor)) static void tracebpf_auto_init(void)
     const char *out = getenv("TRACEBPF_OUTPUT");
 
     tbl_process_init();
+    tbl_categories_watch_exit();
     if (out && *out)
         tracebpf_init(NULL);
 }

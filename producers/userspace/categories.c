@@ -241,9 +241,23 @@ out:
     return err;
 }
 
+/* Set by an atexit handler, which runs before any ELF destructor. */
+static bool exiting;
+
+static void mark_exiting(void)
+{
+    __atomic_store_n(&exiting, true, __ATOMIC_RELAXED);
+}
+
+void tbl_categories_watch_exit(void)
+{
+    atexit(mark_exiting);
+}
+
 TRACEBPF_API void tracebpf_category_unregister(struct tracebpf_category *cat)
 {
     struct tracebpf_category **pp;
+    bool removed = false;
 
     if (!cat)
         return;
@@ -255,13 +269,17 @@ TRACEBPF_API void tracebpf_category_unregister(struct tracebpf_category *cat)
             cat->registered = 0;
             __atomic_store_n(&cat->enabled, 0, __ATOMIC_RELAXED);
             reg_count--;
+            removed = true;
             break;
         }
     }
     pthread_mutex_unlock(&reg_lock);
     /*
-     * Not announced: every TRACEBPF_DEFINE_CATEGORY() unregisters from a
-     * destructor at exit, and a descriptor rebuilt per category would make
-     * exit quadratic. A stale entry in the service's list records nothing.
+     * Announced like a registration (a plugin unloaded with dlclose() takes
+     * its categories off the service's list), except while the process
+     * exits: every TRACEBPF_DEFINE_CATEGORY() unregisters from a destructor
+     * then, and one descriptor per category would make exit quadratic.
      */
+    if (removed && !__atomic_load_n(&exiting, __ATOMIC_RELAXED))
+        tbl_producer_categories_changed();
 }

@@ -120,6 +120,9 @@ bool tbl_catcfg_match(const struct tbl_catcfg *c, const char *name, const char *
 /* Enable the categories @c selects (NULL: disable all); remembered for
  * categories registered later. Return: 0 or -ENOMEM. */
 int tbl_categories_apply(const struct tbl_catcfg *c) TBL_HIDDEN;
+/* From the library's constructor: from exit() on, unregistering a category
+ * no longer announces the new list to the service. */
+void tbl_categories_watch_exit(void) TBL_HIDDEN;
 /* Call @fn for every registered category under the registry lock. */
 void tbl_categories_foreach(void (*fn)(const struct tracebpf_category *cat, void *ctx),
                             void *ctx) TBL_HIDDEN;

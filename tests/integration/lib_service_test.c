@@ -283,6 +283,11 @@ static bool late_listed(void)
     return service_lists_category("late") == 1;
 }
 
+static bool late_gone(void)
+{
+    return service_lists_category("late") == 0;
+}
+
 /* Registered by hand (as a plugin would), not before main(). */
 static struct tracebpf_category tracebpf_cat_late = {
     .name = "late", .description = "registered after connecting", .tags = "plugin"};
@@ -313,6 +318,9 @@ static void test_late_category(void **state)
 
     tracebpf_category_unregister(TRACEBPF_CATEGORY(late));
     assert_false(TRACEBPF_ENABLED(late));
+    /* Taken off the service's list too, as a dlclose()d plugin's would be. */
+    assert_true(wait_for(late_gone, 2000));
+    assert_int_equal(service_lists_category("app"), 1);
     /* Announced on the live connection, not through a reconnect. */
     tracebpf_get_stats(&st);
     assert_int_equal(st.connections, conns);
