@@ -119,7 +119,7 @@ static int run_one(const struct lr_daemon *d, enum lr_kind kind, int threads, ui
     uint64_t need_kb = (uint64_t)((double)rate * secs * 64 / 1024) + 4096;
     int err;
 
-    err = lr_session_start(d->csock, (uint32_t)need_kb, &cc);
+    err = lr_session_start(d->td.csock, (uint32_t)need_kb, &cc);
     if (err) {
         fprintf(stderr, "lib_service_bench: session: %s\n", strerror(-err));
         return err;

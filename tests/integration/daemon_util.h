@@ -47,7 +47,11 @@
  * @log: send the daemon's stdout and stderr to <dir>/daemon.log.
  * @export_env: also point PERFETTO_PRODUCER_SOCK_NAME and
  *     PERFETTO_CONSUMER_SOCK_NAME of this process at the sockets, for the
- *     tracebpf runs a test makes (cli_run.h).
+ *     tracebpf runs a test makes (cli_run.h), and a library the test
+ *     process itself starts (tracebpf_init()).
+ * @bin: the daemon binary (borrowed; NULL: td_build_path()'s
+ *     "service/traced-bpf"), for a program run outside ctest that finds the
+ *     build tree its own way.
  */
 struct td_opts {
     const char *tag;
@@ -55,6 +59,7 @@ struct td_opts {
     const char *const *args;
     bool log;
     bool export_env;
+    const char *bin;
 };
 
 /*
@@ -226,6 +231,29 @@ static inline int td_prepare(struct td_daemon *d, const struct td_opts *o)
 }
 
 /*
+ * td_spawn_daemon_bin() - td_spawn_daemon() with the binary named.
+ * @bin: the daemon binary (borrowed; NULL: <build>/service/traced-bpf).
+ * Return: the child's pid (not stored in @d), or a negative errno.
+ */
+static inline pid_t td_spawn_daemon_bin(const struct td_daemon *d, const char *bin,
+                                        const char *const *args, const char *log_path)
+{
+    const char *argv[40];
+    char def[PATH_MAX];
+    size_t n = 0;
+
+    if (!bin) {
+        td_build_path(def, sizeof(def), "service/traced-bpf");
+        bin = def;
+    }
+    argv[n++] = bin;
+    for (size_t i = 0; args && args[i] && n < 39; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    return td_spawn(d, argv, log_path);
+}
+
+/*
  * td_spawn_daemon() - run <build>/service/traced-bpf with exactly @args
  * (NULL-terminated, borrowed, may be NULL; no --no-probes added) on @d's
  * sockets, output appended to @log_path when not NULL. Nothing waits: for
@@ -235,23 +263,15 @@ static inline int td_prepare(struct td_daemon *d, const struct td_opts *o)
 static inline pid_t td_spawn_daemon(const struct td_daemon *d, const char *const *args,
                                     const char *log_path)
 {
-    const char *argv[40];
-    char bin[PATH_MAX];
-    size_t n = 0;
-
-    td_build_path(bin, sizeof(bin), "service/traced-bpf");
-    argv[n++] = bin;
-    for (size_t i = 0; args && args[i] && n < 39; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    return td_spawn(d, argv, log_path);
+    return td_spawn_daemon_bin(d, NULL, args, log_path);
 }
 
 /*
  * td_launch() - spawn the daemon on @d's existing dir and sockets (after
  * td_prepare(), or again after td_stop() for a restart) and wait until its
  * consumer socket answers. @d->pid is the daemon's.
- * @o: options (borrowed; NULL = all defaults); @probes and @args matter.
+ * @o: options (borrowed; NULL = all defaults); @probes, @args and @bin
+ *     matter.
  * Return: 0, or a negative errno (-ECHILD: the daemon exited; -ETIMEDOUT:
  * it never answered; the log, if any, is printed).
  */
@@ -269,7 +289,7 @@ static inline int td_launch(struct td_daemon *d, const struct td_opts *o)
     for (size_t i = 0; o->args && o->args[i] && n < 38; i++)
         args[n++] = o->args[i];
     args[n] = NULL;
-    d->pid = td_spawn_daemon(d, args, d->log[0] ? d->log : NULL);
+    d->pid = td_spawn_daemon_bin(d, o->bin, args, d->log[0] ? d->log : NULL);
     if (d->pid < 0) {
         err = d->pid;
         d->pid = -1;

@@ -27,8 +27,7 @@ static struct lr_daemon daemon_;
 
 static int setup(void **state)
 {
-    TRACEBPF_OPTS(tracebpf_init_opts, opts, .shm_size_hint_kb = 16384,
-                  .shm_page_size_hint_kb = 32);
+    TRACEBPF_OPTS(tracebpf_init_opts, opts, .shm_size_hint_kb = 16384, .shm_page_size_hint_kb = 32);
     char bin[4096];
 
     lr_daemon_path(bin, sizeof(bin));
@@ -66,7 +65,7 @@ static void run(int threads, uint64_t total_rate, double secs)
     uint64_t emitted = 0, wall = 0, ticks = 0, per;
     int nseq = 0;
 
-    assert_int_equal(lr_session_start(daemon_.csock, 64 * 1024, &cc), 0);
+    assert_int_equal(lr_session_start(daemon_.td.csock, 64 * 1024, &cc), 0);
     tracebpf_get_stats(&before);
     assert_int_equal(
         lr_run_emitters(em, threads, LR_INSTANT_INDEXED, total_rate, (uint64_t)(secs * 1e9), 64, 0),

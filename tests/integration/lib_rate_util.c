@@ -6,12 +6,9 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,11 +18,6 @@
 #include "tracebpf/tracebpf.h"
 
 TRACEBPF_DEFINE_CATEGORY(lr_rate, "rate", "paced load", NULL);
-
-static void sleep_ms(int ms)
-{
-    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
 
 static uint64_t clock_ns(clockid_t id)
 {
@@ -37,12 +29,11 @@ static uint64_t clock_ns(clockid_t id)
 
 void lr_daemon_path(char *out, size_t n)
 {
-    const char *bd = getenv("TB_TEST_BUILD_DIR");
     char exe[PATH_MAX];
     ssize_t len;
 
-    if (bd) {
-        snprintf(out, n, "%s/service/traced-bpf", bd);
+    if (getenv("TB_TEST_BUILD_DIR")) {
+        td_build_path(out, n, "service/traced-bpf");
         return;
     }
     len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -53,42 +44,14 @@ void lr_daemon_path(char *out, size_t n)
 
 int lr_daemon_start(struct lr_daemon *d, const char *bin)
 {
-    struct stat st;
+    const struct td_opts o = {.tag = "lib-rate", .export_env = true, .bin = bin};
 
-    memset(d, 0, sizeof(*d));
-    snprintf(d->dir, sizeof(d->dir), "/tmp/lib-rate-XXXXXX");
-    if (!mkdtemp(d->dir))
-        return -errno;
-    snprintf(d->psock, sizeof(d->psock), "%s/producer.sock", d->dir);
-    snprintf(d->csock, sizeof(d->csock), "%s/consumer.sock", d->dir);
-    setenv("PERFETTO_PRODUCER_SOCK_NAME", d->psock, 1);
-    setenv("PERFETTO_CONSUMER_SOCK_NAME", d->csock, 1);
-    d->pid = fork();
-    if (d->pid < 0) {
-        d->pid = 0;
-        return -errno;
-    }
-    if (d->pid == 0) {
-        execl(bin, bin, "--no-probes", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 500 && stat(d->psock, &st); i++)
-        sleep_ms(10);
-    return stat(d->psock, &st) ? -ETIMEDOUT : 0;
+    return td_start(&d->td, &o);
 }
 
 void lr_daemon_stop(struct lr_daemon *d)
 {
-    int status;
-
-    if (!d->pid)
-        return;
-    kill(d->pid, SIGTERM);
-    waitpid(d->pid, &status, 0);
-    d->pid = 0;
-    unlink(d->psock);
-    unlink(d->csock);
-    rmdir(d->dir);
+    td_cleanup(&d->td, false);
 }
 
 bool lr_wait_lib(bool recording, int ms)
@@ -99,7 +62,7 @@ bool lr_wait_lib(bool recording, int ms)
         tracebpf_get_stats(&s);
         if (recording ? s.recording : s.connected)
             return true;
-        sleep_ms(5);
+        td_sleep_ms(5);
     }
     return false;
 }

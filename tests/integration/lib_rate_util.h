@@ -12,32 +12,39 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "daemon_util.h"
+
 struct tb_cc;
 
 /*
  * struct lr_daemon - a traced-bpf --no-probes child on sockets in a
- * private temporary directory. lr_daemon_start() exports both socket names
+ * private temporary directory, run through daemon_util.h (@td.csock is the
+ * consumer socket). lr_daemon_start() exports both socket names
  * (PERFETTO_PRODUCER_SOCK_NAME / PERFETTO_CONSUMER_SOCK_NAME) so a later
  * tracebpf_init() finds it.
  */
 struct lr_daemon {
-    char dir[256];
-    char psock[300];
-    char csock[300];
-    pid_t pid;
+    struct td_daemon td;
 };
 
 /*
- * lr_daemon_start() - fork and exec @bin, wait for its producer socket.
+ * lr_daemon_start() - td_start() of @bin on a "lib-rate" temp dir, with the
+ * socket names exported: returns once the service answers.
+ * @d: filled in; pass it to lr_daemon_stop() whatever this returns.
  * @bin: path of traced-bpf (borrowed).
- * Return: 0, -errno of mkdtemp/fork, -ETIMEDOUT when no socket appeared.
+ * Return: 0, or td_start()'s negative errno (-ECHILD: the daemon exited,
+ * -ETIMEDOUT: it never answered).
  */
 int lr_daemon_start(struct lr_daemon *d, const char *bin);
-/* lr_daemon_stop() - SIGTERM, reap, remove the directory. pid 0: no-op. */
+/*
+ * lr_daemon_stop() - stop the daemon (SIGTERM, SIGKILL after a timeout) and
+ * remove the directory: td_cleanup(). Safe after a failed start or twice.
+ */
 void lr_daemon_stop(struct lr_daemon *d);
 /*
- * lr_daemon_path() - where the build put traced-bpf: $TB_TEST_BUILD_DIR,
- * else two levels above this executable, plus /service/traced-bpf.
+ * lr_daemon_path() - where the build put traced-bpf: $TB_TEST_BUILD_DIR
+ * (td_build_path()), else two levels above this executable, plus
+ * /service/traced-bpf, so the bench runs from any directory.
  */
 void lr_daemon_path(char *out, size_t n);
 

@@ -1,6 +1,7 @@
 /*
  * producer_client_test.c (integration) - the producer client against the
- * real traced-bpf daemon (--no-probes, sockets in a temp dir): a consumer
+ * real traced-bpf daemon (--no-probes, sockets in a temp dir, run through
+ * daemon_util.h): a consumer
  * enables a session through common/consumer_client, writer threads put N
  * packets each through TraceWriters over the client's SMB, and the consumer
  * reads exactly N per writer back, in order. Then the daemon is restarted
@@ -9,7 +10,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,10 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -28,6 +25,7 @@
 #include "common/event_loop.h"
 #include "common/producer_client.h"
 #include "common/trace_writer.h"
+#include "daemon_util.h"
 #include "perfetto/trace/trace_packet.pb-c.h"
 
 #define DS_NAME   "pc.integration"
@@ -36,8 +34,7 @@
 #define N_PACKETS 4000u
 #define WAIT_MS   5000
 
-static char dir[256], psock[300], csock[300];
-static pid_t daemon_pid;
+static struct td_daemon daemon_;
 
 struct state {
     pthread_mutex_t lock;
@@ -47,38 +44,10 @@ struct state {
     struct tb_pc *pc;
 };
 
-static void sleep_ms(int ms)
-{
-    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
-static void daemon_start(void)
-{
-    const char *bd = getenv("TB_TEST_BUILD_DIR");
-    char bin[512];
-    struct stat st;
-    int i;
-
-    snprintf(bin, sizeof(bin), "%s/service/traced-bpf", bd ? bd : ".");
-    daemon_pid = fork();
-    assert_true(daemon_pid >= 0);
-    if (daemon_pid == 0) {
-        execl(bin, bin, "--no-probes", "--producer-socket", psock, "--consumer-socket", csock,
-              (char *)NULL);
-        _exit(127);
-    }
-    for (i = 0; i < 500 && stat(psock, &st); i++)
-        sleep_ms(10);
-    assert_int_equal(stat(psock, &st), 0);
-}
-
+/* The daemon shut down cleanly on SIGTERM. */
 static void daemon_stop(void)
 {
-    int status = 0;
-
-    kill(daemon_pid, SIGTERM);
-    assert_int_equal(waitpid(daemon_pid, &status, 0), daemon_pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(td_stop(&daemon_), 0);
 }
 
 /* Wait until @field reaches @want (callbacks run on the client's thread). */
@@ -245,7 +214,7 @@ static void run_session(struct state *s, int round)
     cfg.n_data_sources = 1;
     cfg.data_sources = dss;
 
-    assert_int_equal(tb_cc_connect(csock, WAIT_MS, &cc), 0);
+    assert_int_equal(tb_cc_connect(daemon_.csock, WAIT_MS, &cc), 0);
     assert_int_equal(tb_cc_enable(cc, &cfg, -1), 0);
     assert_true(wait_for(s, &s->started, round));
     assert_true(s->target_buffer != 0);
@@ -274,20 +243,25 @@ static void run_session(struct state *s, int round)
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/pc-integ-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(psock, sizeof(psock), "%s/producer.sock", dir);
-    snprintf(csock, sizeof(csock), "%s/consumer.sock", dir);
-    daemon_start();
+    const struct td_opts o = {.tag = "pc-integ"};
+    int err;
+
     *state = NULL;
+    err = td_start(&daemon_, &o);
+    if (err)
+        td_cleanup(&daemon_, false);
+    assert_int_equal(err, 0);
     return 0;
 }
 
 static int teardown(void **state)
 {
+    int code;
+
     (void)state;
-    daemon_stop();
-    rmdir(dir);
+    code = td_stop(&daemon_);
+    td_cleanup(&daemon_, false);
+    assert_int_equal(code, 0);
     return 0;
 }
 
@@ -297,7 +271,7 @@ static void test_write_read_restart(void **unused)
     struct state s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     struct tb_pc_opts o = {
         .producer_name = "pc-integration",
-        .socket_name = psock,
+        .socket_name = daemon_.psock,
         .own_thread = true,
         .backoff_initial_ms = 50,
         .backoff_max_ms = 200,
@@ -322,7 +296,7 @@ static void test_write_read_restart(void **unused)
     /* The daemon restarts: the client notices, reconnects, re-registers. */
     daemon_stop();
     assert_true(wait_for(&s, &s.disconnected, 1));
-    daemon_start();
+    assert_int_equal(td_launch(&daemon_, NULL), 0);
     assert_true(wait_for(&s, &s.connected, 2));
     run_session(&s, 2);
 
