@@ -35,14 +35,6 @@ uint64_t tbl_hash_str(const char *s)
     return h;
 }
 
-uint64_t tbl_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_BOOTTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 uint64_t tbl_thread_uuid(pid_t tid)
 {
     return tbl_mix64(tbl_g.process_uuid ^ ((uint64_t)(uint32_t)tid << 1)) | 1;

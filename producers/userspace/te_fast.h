@@ -21,25 +21,26 @@
 #define TB_LIB_TE_FAST_H
 
 #include <string.h>
-#include <time.h>
 
+#include "common/pb_writer.h"
 #include "producers/userspace/te_seq.h"
 
 /* Tags (field << 3 | wire type) as single bytes, or two for fields >= 16. */
-#define TBL_FAST_TAG_TIMESTAMP   0x40   /* TracePacket.timestamp = 8, varint */
-#define TBL_FAST_TAG_SEQ_FLAGS   0x68   /* TracePacket.sequence_flags = 13, varint */
-#define TBL_FAST_TAG_TRACK_EVENT 0x5a   /* TracePacket.track_event = 11, bytes */
-#define TBL_FAST_TAG_CATEGORY    0x18   /* TrackEvent.category_iids = 3, varint */
-#define TBL_FAST_TAG_TYPE        0x48   /* TrackEvent.type = 9, varint */
-#define TBL_FAST_TAG_NAME_IID    0x50   /* TrackEvent.name_iid = 10, varint */
-#define TBL_FAST_TAG_TRACK_UUID  0x58   /* TrackEvent.track_uuid = 11, varint */
-#define TBL_FAST_TAG_COUNTER_INT 0x01f0 /* TrackEvent.counter_value = 30, varint */
-#define TBL_FAST_TAG_COUNTER_DBL 0x02e1 /* TrackEvent.double_counter_value = 44, fixed64 */
-#define TBL_FAST_SEQ_NEEDS_STATE 2u
-#define TBL_FAST_TAG_ANNOT       0x22 /* TrackEvent.debug_annotations = 4, bytes */
+#define TBL_FAST_TAG(field, wire) ((uint8_t)(((field) << 3) | (wire))) /* fields < 16 */
+#define TBL_FAST_TAG_TIMESTAMP    TBL_FAST_TAG(8, TB_PBW_VARINT)       /* TracePacket.timestamp */
+#define TBL_FAST_TAG_SEQ_FLAGS    TBL_FAST_TAG(13, TB_PBW_VARINT) /* TracePacket.sequence_flags */
+#define TBL_FAST_TAG_TRACK_EVENT  TBL_FAST_TAG(11, TB_PBW_LEN)    /* TracePacket.track_event */
+#define TBL_FAST_TAG_CATEGORY     TBL_FAST_TAG(3, TB_PBW_VARINT)  /* TrackEvent.category_iids */
+#define TBL_FAST_TAG_TYPE         TBL_FAST_TAG(9, TB_PBW_VARINT)  /* TrackEvent.type */
+#define TBL_FAST_TAG_NAME_IID     TBL_FAST_TAG(10, TB_PBW_VARINT) /* TrackEvent.name_iid */
+#define TBL_FAST_TAG_TRACK_UUID   TBL_FAST_TAG(11, TB_PBW_VARINT) /* TrackEvent.track_uuid */
+#define TBL_FAST_TAG_COUNTER_INT  0x01f0 /* TrackEvent.counter_value = 30, varint */
+#define TBL_FAST_TAG_COUNTER_DBL  0x02e1 /* TrackEvent.double_counter_value = 44, fixed64 */
+#define TBL_FAST_SEQ_NEEDS_STATE  2u
+#define TBL_FAST_TAG_ANNOT        TBL_FAST_TAG(4, TB_PBW_LEN) /* TrackEvent.debug_annotations */
 /* DebugAnnotation fields: name_iid = 1; bool 2, uint 3, int 4, double 5,
  * string 6, pointer 7, indexed by enum tracebpf_arg_type. */
-#define TBL_FAST_TAG_ANNOT_NAME 0x08
+#define TBL_FAST_TAG_ANNOT_NAME TBL_FAST_TAG(1, TB_PBW_VARINT)
 #define TBL_FAST_MAX_ARGS       2
 #define TBL_FAST_MAX_STR        24
 
@@ -55,27 +56,13 @@
 /* One annotation: tag and 1-byte length, name (1 + 10), value (2 + string). */
 #define TBL_FAST_MAX_ANNOT (2 + 11 + 2 + TBL_FAST_MAX_STR)
 
-static inline __attribute__((always_inline)) uint8_t *tbl_fast_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-static inline __attribute__((always_inline)) uint64_t tbl_fast_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_BOOTTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static const uint8_t tbl_fast_annot_tag[] = {
-    [TRACEBPF_ARG_INT] = 0x20,  [TRACEBPF_ARG_UINT] = 0x18,   [TRACEBPF_ARG_DOUBLE] = 0x29,
-    [TRACEBPF_ARG_BOOL] = 0x10, [TRACEBPF_ARG_STRING] = 0x32, [TRACEBPF_ARG_POINTER] = 0x38,
+    [TRACEBPF_ARG_INT] = TBL_FAST_TAG(4, TB_PBW_VARINT),
+    [TRACEBPF_ARG_UINT] = TBL_FAST_TAG(3, TB_PBW_VARINT),
+    [TRACEBPF_ARG_DOUBLE] = TBL_FAST_TAG(5, TB_PBW_FIXED64),
+    [TRACEBPF_ARG_BOOL] = TBL_FAST_TAG(2, TB_PBW_VARINT),
+    [TRACEBPF_ARG_STRING] = TBL_FAST_TAG(6, TB_PBW_LEN),
+    [TRACEBPF_ARG_POINTER] = TBL_FAST_TAG(7, TB_PBW_VARINT),
 };
 
 /*
@@ -120,7 +107,7 @@ tbl_fast_annot(uint8_t *p, const struct tracebpf_arg *a, const struct tbl_intern
     *p++ = TBL_FAST_TAG_ANNOT;
     len = p++;
     *p++ = TBL_FAST_TAG_ANNOT_NAME;
-    p = tbl_fast_varint(p, name->val);
+    p += tb_pbw_encode_varint(p, name->val);
     *p++ = tbl_fast_annot_tag[a->type];
     switch (a->type) {
     case TRACEBPF_ARG_DOUBLE: {
@@ -141,10 +128,10 @@ tbl_fast_annot(uint8_t *p, const struct tracebpf_arg *a, const struct tbl_intern
         break;
     }
     case TRACEBPF_ARG_POINTER:
-        p = tbl_fast_varint(p, (uint64_t)(uintptr_t)a->v.p);
+        p += tb_pbw_encode_varint(p, (uint64_t)(uintptr_t)a->v.p);
         break;
     default: /* INT and UINT: the same varint bits */
-        p = tbl_fast_varint(p, a->v.u);
+        p += tb_pbw_encode_varint(p, a->v.u);
         break;
     }
     *len = (uint8_t)(p - len - 1);
@@ -202,28 +189,28 @@ tbl_fast_event(struct tbl_tls *t, struct tracebpf_category *cat, uint32_t type, 
                                     : TBL_FAST_MAX_NAMED + nargs * TBL_FAST_MAX_ANNOT);
     if (__builtin_expect(!p, 0))
         goto refuse;
-    ts = tbl_fast_now();
+    ts = tbl_now_ns();
     /* An explicit timestamp ahead of the clock moved last_ts: the general
      * path writes this one as an absolute time. */
     if (__builtin_expect(ts < t->last_ts, 0))
         goto refuse;
 
     *p++ = TBL_FAST_TAG_TIMESTAMP;
-    p = tbl_fast_varint(p, ts - t->last_ts);
+    p += tb_pbw_encode_varint(p, ts - t->last_ts);
     *p++ = TBL_FAST_TAG_SEQ_FLAGS;
     *p++ = TBL_FAST_SEQ_NEEDS_STATE;
     *p++ = TBL_FAST_TAG_TRACK_EVENT;
     len = p++;
     if (cs) {
         *p++ = TBL_FAST_TAG_CATEGORY;
-        p = tbl_fast_varint(p, cs->val);
+        p += tb_pbw_encode_varint(p, cs->val);
     }
     *p++ = TBL_FAST_TAG_TYPE;
     *p++ = (uint8_t)type;
     if (type == TRACEBPF_EVENT_COUNTER) {
         /* The CNAME slot's value is the counter track's uuid. */
         *p++ = TBL_FAST_TAG_TRACK_UUID;
-        p = tbl_fast_varint(p, ns->val);
+        p += tb_pbw_encode_varint(p, ns->val);
         if (is_double) {
             *p++ = TBL_FAST_TAG_COUNTER_DBL & 0xff;
             *p++ = TBL_FAST_TAG_COUNTER_DBL >> 8;
@@ -235,11 +222,11 @@ tbl_fast_event(struct tbl_tls *t, struct tracebpf_category *cat, uint32_t type, 
         } else {
             *p++ = TBL_FAST_TAG_COUNTER_INT & 0xff;
             *p++ = TBL_FAST_TAG_COUNTER_INT >> 8;
-            p = tbl_fast_varint(p, (uint64_t)ci);
+            p += tb_pbw_encode_varint(p, (uint64_t)ci);
         }
     } else if (ns) {
         *p++ = TBL_FAST_TAG_NAME_IID;
-        p = tbl_fast_varint(p, ns->val);
+        p += tb_pbw_encode_varint(p, ns->val);
     }
     for (size_t i = 0; i < nargs; i++)
         p = tbl_fast_annot(p, &args[i], as[i], slen[i]);
