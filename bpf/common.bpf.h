@@ -1,8 +1,8 @@
 /*
  * common.bpf.h - what every BPF unit shares on the kernel side: the per-CPU
  * ring buffers (an ARRAY_OF_MAPS keyed by ring index), the per-CPU loss
- * counters, the traced-tgid map, the in-kernel filters and the
- * reserve/submit helpers that count every failed reserve.
+ * counters, the traced-tgid map, the in-kernel filters and the output
+ * helpers that count every record and every failed one.
  *
  * The maps are created once by user space (producers/ftrace/bpf_rings.c) and
  * handed to every unit's object with bpf_map__reuse_fd() before load, so all
@@ -59,11 +59,6 @@ const volatile char tb_targ_comm[TB_COMM_LEN] = {};
 const volatile bool tb_filter_cgroup = false;
 const volatile __u64 tb_targ_cgroup = 0;
 
-struct tb_slot {
-    void *ring;
-    void *rec;
-};
-
 static __always_inline bool tb_comm_eq(const char *comm)
 {
     for (int i = 0; i < TB_COMM_LEN; i++) {
@@ -112,57 +107,12 @@ static __always_inline bool tb_current_allowed(void)
 }
 
 /*
- * tb_reserve() - reserve @size bytes on this CPU's ring and fill the header.
- * Counts the attempt in total and a failure in dropped (STYLE item 4).
- * Return: true with @s set, or false (already counted).
- */
-static __always_inline bool tb_reserve(struct tb_slot *s, __u32 size, __u16 type)
-{
-    __u32 zero = 0, cpu = bpf_get_smp_processor_id();
-    __u32 idx = cpu / (tb_cpus_per_ring ? tb_cpus_per_ring : 1);
-    struct tb_bpf_stats *st = bpf_map_lookup_elem(&tb_stats, &zero);
-    struct tb_rec_hdr *h;
-
-    if (!(tb_events & (1u << type)))
-        return false;
-    if (st)
-        __sync_fetch_and_add(&st->total, 1);
-    s->ring = bpf_map_lookup_elem(&tb_rings, &idx);
-    s->rec = s->ring ? bpf_ringbuf_reserve(s->ring, size, 0) : NULL;
-    if (!s->rec) {
-        if (st)
-            __sync_fetch_and_add(&st->dropped, 1);
-        return false;
-    }
-    h = s->rec;
-    h->ts = bpf_ktime_get_boot_ns();
-    h->type = type;
-    h->cpu = cpu;
-    h->pid = (__u32)bpf_get_current_pid_tgid();
-    return true;
-}
-
-/*
- * tb_submit() - commit a reserved record without waking the reader, unless
- * the ring is filling up: per-record wakeups would make the tracer trace its
- * own drain thread.
- */
-static __always_inline void tb_submit(struct tb_slot *s)
-{
-    __u64 flags = BPF_RB_NO_WAKEUP;
-
-    if (bpf_ringbuf_query(s->ring, BPF_RB_AVAIL_DATA) >= tb_wakeup_bytes)
-        flags = BPF_RB_FORCE_WAKEUP;
-    bpf_ringbuf_submit(s->rec, flags);
-}
-
-/*
- * The hot units (sched, irq, syscall) build their record on the stack and
- * hand it over with one bpf_ringbuf_output() call instead of
- * reserve + submit. On this kernel every helper call costs a return
- * through the SRSO "safe RET" thunk, so the count of calls, not the bytes
- * moved, is what a record costs: they also read task fields directly (tp_btf
- * arguments are trusted BTF pointers) rather than through probe reads.
+ * Every unit builds its record on the stack and hands it over with one
+ * bpf_ringbuf_output() call instead of reserve + probe reads + submit. On
+ * this kernel every helper call costs a return through the SRSO "safe RET"
+ * thunk, so the count of calls, not the bytes moved, is what a record
+ * costs: task fields are read directly too (tp_btf arguments are trusted
+ * BTF pointers) rather than through probe reads.
  */
 
 /*

@@ -15,90 +15,82 @@ static __always_inline void tb_follow_child(struct task_struct *parent, struct t
 
     if (!tb_filter_tgid)
         return;
-    tgid = BPF_CORE_READ(parent, tgid);
+    tgid = parent->tgid;
     if (!bpf_map_lookup_elem(&tb_tgids, &tgid))
         return;
-    tgid = BPF_CORE_READ(child, tgid);
+    tgid = child->tgid;
     bpf_map_update_elem(&tb_tgids, &tgid, &one, BPF_ANY);
 }
 
 SEC("tp_btf/task_newtask")
 int BPF_PROG(tb_task_newtask, struct task_struct *task, __u64 clone_flags)
 {
-    struct task_struct *cur = bpf_get_current_task_btf();
-    struct tb_task_newtask *r;
-    struct tb_slot s;
+    struct task_struct *cur = tb_current();
+    struct tb_task_newtask r;
 
     tb_follow_child(cur, task);
     if (!tb_task_allowed(task))
         return 0;
-    if (!tb_reserve(&s, sizeof(*r), TB_REC_TASK_NEWTASK))
+    if (!tb_hdr(&r.hdr, TB_REC_TASK_NEWTASK, cur->pid))
         return 0;
-    r = s.rec;
-    r->pid = BPF_CORE_READ(task, pid);
-    r->oom_score_adj = BPF_CORE_READ(task, signal, oom_score_adj);
-    r->clone_flags = clone_flags;
-    BPF_CORE_READ_STR_INTO(&r->comm, task, comm);
-    tb_submit(&s);
+    r.pid = task->pid;
+    r.oom_score_adj = task->signal->oom_score_adj;
+    r.clone_flags = clone_flags;
+    __builtin_memcpy(r.comm, task->comm, TB_COMM_LEN);
+    tb_output(&r, sizeof(r));
     return 0;
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(tb_proc_fork, struct task_struct *parent, struct task_struct *child)
 {
-    struct tb_proc_fork *r;
-    struct tb_slot s;
+    struct tb_proc_fork r;
 
     tb_follow_child(parent, child);
     if (!tb_task_allowed(parent) && !tb_task_allowed(child))
         return 0;
-    if (!tb_reserve(&s, sizeof(*r), TB_REC_PROC_FORK))
+    if (!tb_hdr(&r.hdr, TB_REC_PROC_FORK, tb_current()->pid))
         return 0;
-    r = s.rec;
-    r->parent_pid = BPF_CORE_READ(parent, pid);
-    r->child_pid = BPF_CORE_READ(child, pid);
-    r->child_tgid = BPF_CORE_READ(child, tgid);
-    r->pad = 0;
-    BPF_CORE_READ_STR_INTO(&r->parent_comm, parent, comm);
-    BPF_CORE_READ_STR_INTO(&r->child_comm, child, comm);
-    tb_submit(&s);
+    r.parent_pid = parent->pid;
+    r.child_pid = child->pid;
+    r.child_tgid = child->tgid;
+    r.pad = 0;
+    __builtin_memcpy(r.parent_comm, parent->comm, TB_COMM_LEN);
+    __builtin_memcpy(r.child_comm, child->comm, TB_COMM_LEN);
+    tb_output(&r, sizeof(r));
     return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(tb_proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-    struct tb_proc_exec *r;
-    struct tb_slot s;
+    struct tb_proc_exec r;
 
     if (!tb_task_allowed(p))
         return 0;
-    if (!tb_reserve(&s, sizeof(*r), TB_REC_PROC_EXEC))
+    if (!tb_hdr(&r.hdr, TB_REC_PROC_EXEC, tb_current()->pid))
         return 0;
-    r = s.rec;
-    r->pid = BPF_CORE_READ(p, pid);
-    r->old_pid = old_pid;
-    bpf_probe_read_kernel_str(r->filename, sizeof(r->filename), BPF_CORE_READ(bprm, filename));
-    tb_submit(&s);
+    r.pid = p->pid;
+    r.old_pid = old_pid;
+    bpf_probe_read_kernel_str(r.filename, sizeof(r.filename), bprm->filename);
+    tb_output(&r, sizeof(r));
     return 0;
 }
 
 static __always_inline int tb_emit_exit(struct task_struct *p, __u16 type)
 {
-    struct tb_proc_exit *r;
-    struct tb_slot s;
+    struct tb_proc_exit r;
 
     if (!tb_task_allowed(p))
         return 0;
-    if (!tb_reserve(&s, sizeof(*r), type))
+    if (!tb_hdr(&r.hdr, type, tb_current()->pid))
         return 0;
-    r = s.rec;
-    r->pid = BPF_CORE_READ(p, pid);
-    r->tgid = BPF_CORE_READ(p, tgid);
-    r->prio = BPF_CORE_READ(p, prio);
-    r->pad = 0;
-    BPF_CORE_READ_STR_INTO(&r->comm, p, comm);
-    tb_submit(&s);
+    r.pid = p->pid;
+    r.tgid = p->tgid;
+    r.prio = p->prio;
+    r.pad = 0;
+    __builtin_memcpy(r.comm, p->comm, TB_COMM_LEN);
+    tb_output(&r, sizeof(r));
     return 0;
 }
 
@@ -111,7 +103,7 @@ int BPF_PROG(tb_proc_exit, struct task_struct *p)
 SEC("tp_btf/sched_process_free")
 int BPF_PROG(tb_proc_free, struct task_struct *p)
 {
-    __u32 pid = BPF_CORE_READ(p, pid), tgid = BPF_CORE_READ(p, tgid);
+    __u32 pid = p->pid, tgid = p->tgid;
 
     tb_emit_exit(p, TB_REC_PROC_FREE);
     /* The leader is freed last, so the whole group is gone. */
@@ -123,18 +115,16 @@ int BPF_PROG(tb_proc_free, struct task_struct *p)
 SEC("tp_btf/task_rename")
 int BPF_PROG(tb_task_rename, struct task_struct *task, const char *comm)
 {
-    struct tb_task_rename *r;
-    struct tb_slot s;
+    struct tb_task_rename r;
 
     if (!tb_task_allowed(task))
         return 0;
-    if (!tb_reserve(&s, sizeof(*r), TB_REC_TASK_RENAME))
+    if (!tb_hdr(&r.hdr, TB_REC_TASK_RENAME, tb_current()->pid))
         return 0;
-    r = s.rec;
-    r->pid = BPF_CORE_READ(task, pid);
-    r->oom_score_adj = BPF_CORE_READ(task, signal, oom_score_adj);
-    BPF_CORE_READ_STR_INTO(&r->oldcomm, task, comm);
-    bpf_probe_read_kernel_str(r->newcomm, sizeof(r->newcomm), comm);
-    tb_submit(&s);
+    r.pid = task->pid;
+    r.oom_score_adj = task->signal->oom_score_adj;
+    __builtin_memcpy(r.oldcomm, task->comm, TB_COMM_LEN);
+    bpf_probe_read_kernel_str(r.newcomm, sizeof(r.newcomm), comm);
+    tb_output(&r, sizeof(r));
     return 0;
 }

@@ -96,14 +96,6 @@ void tb_bpf_rings_stop(struct tb_bpf_rings *r);
  */
 int tb_bpf_rings_consume(struct tb_bpf_rings *r, tb_bpf_record_fn fn, void *ctx);
 
-/*
- * tb_bpf_rings_epoll_fd() - an fd that turns readable when a BPF program
- * forced a wakeup (a ring past its fill level), for a caller that drains
- * with tb_bpf_rings_consume() from its own event loop instead of starting
- * the drain thread. Owned by @r, valid until tb_bpf_rings_free().
- */
-int tb_bpf_rings_epoll_fd(const struct tb_bpf_rings *r);
-
 /* tb_bpf_rings_loss() - @out gets total/dropped summed over CPUs. */
 int tb_bpf_rings_loss(const struct tb_bpf_rings *r, struct tb_bpf_loss *out);
 
