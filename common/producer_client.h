@@ -379,27 +379,4 @@ void tb_pc_get_stats(const struct tb_pc *pc, struct tb_pc_stats *out);
  */
 void tb_pc_after_fork_child(struct tb_pc *pc);
 
-/*
- * Slice a drain thread asks for (us): the IPC thread of an own-thread
- * client and the service's loop thread. The kernel's minimum is 100 us.
- */
-#define TB_PC_DRAIN_SLICE_US 100u
-
-/**
- * tb_pc_sched_short_slice() - ask the scheduler to run the calling thread
- * soon after each wakeup, by requesting a short EEVDF slice (sched_setattr
- * sched_runtime on SCHED_OTHER/BATCH; nice and policy unchanged, threads in
- * other classes left alone).
- * @slice_us: requested slice; the kernel clamps it to [100 us, 100 ms].
- *
- * Why: chunks return to writers only after the draining threads ran, and
- * a woken thread without a short slice waits for the running task's whole
- * slice (measured up to 12 ms on a busy 2-core VM, longer than the 7.5 ms
- * the default SMB holds at 1M events/s). The CPU share is unchanged.
- * Context: any thread, for itself. Needs no privilege.
- * Return: 0, or negative errno (-EINVAL/-ENOSYS on kernels without the
- * feature); failure is logged at debug level only and harmless.
- */
-int tb_pc_sched_short_slice(uint32_t slice_us);
-
 #endif /* TB_COMMON_PRODUCER_CLIENT_H */

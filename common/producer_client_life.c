@@ -15,6 +15,7 @@
 #include "common/ipc_client.h"
 #include "common/ipc_sock.h"
 #include "common/log.h"
+#include "common/thread_prio.h"
 #include "common/producer_client_priv.h"
 #include "perfetto/ipc/producer_port.pb-c.h"
 
@@ -26,7 +27,7 @@ static void *ipc_thread_main(void *arg)
     struct tb_pc *pc = arg;
     int err;
 
-    tb_pc_sched_short_slice(TB_PC_DRAIN_SLICE_US);
+    tb_thread_short_slice(TB_DRAIN_SLICE_US);
     err = tb_loop_run(pc->loop);
 
     if (err)

@@ -47,7 +47,7 @@ static void *run(void *arg)
         return NULL;
     /* As the daemon's loop: producers get chunks back only once it ran. */
     tb_thread_raise_prio(TB_DRAIN_NICE);
-    tb_pc_sched_short_slice(TB_PC_DRAIN_SLICE_US);
+    tb_thread_short_slice(TB_DRAIN_SLICE_US);
     tb_loop_run(e->loop);
     tb_svc_service_free(svc);
     return NULL;

@@ -246,7 +246,7 @@ int main(int argc, char **argv)
     notify_ready();
     /* Producers get their chunks back only once this loop ran. */
     tb_thread_raise_prio(TB_DRAIN_NICE);
-    tb_pc_sched_short_slice(TB_PC_DRAIN_SLICE_US);
+    tb_thread_short_slice(TB_DRAIN_SLICE_US);
     err = tb_loop_run(loop);
 out:
     if (err)

@@ -22,7 +22,7 @@
 
 #include "bpf/record.h"
 #include "common/log.h"
-#include "common/producer_client.h"
+#include "common/thread_prio.h"
 
 struct tb_bpf_rings {
     int *ring_fds;
@@ -275,7 +275,7 @@ static void *drain_main(void *arg)
     int n, err;
 
     /* Woken at half-full, it must run before the other half fills too. */
-    tb_pc_sched_short_slice(TB_PC_DRAIN_SLICE_US);
+    tb_thread_short_slice(TB_DRAIN_SLICE_US);
     while (!r->stopping) {
         n = epoll_wait(r->epoll_fd, evs, 2, r->drain_period_ms);
         if (n < 0 && errno != EINTR) {
@@ -338,11 +338,6 @@ int tb_bpf_rings_consume(struct tb_bpf_rings *r, tb_bpf_record_fn fn, void *ctx)
     r->fn = fn;
     r->ctx = ctx;
     return ring_buffer__consume(r->rb);
-}
-
-int tb_bpf_rings_epoll_fd(const struct tb_bpf_rings *r)
-{
-    return ring_buffer__epoll_fd(r->rb);
 }
 
 int tb_bpf_rings_loss_cpu(const struct tb_bpf_rings *r, unsigned int cpu, struct tb_bpf_loss *out)
